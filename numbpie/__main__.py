@@ -1,0 +1,7 @@
+"""Entry point for `python -m numbpie`."""
+
+import sys
+
+from numbpie.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""`python -m numbpie`: thin commands over the library (parse, build, run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+# Errors a user can cause: one line on stderr, no traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, RuntimeError)
+
+
+def _progress_bar(desc: str):
+    """A `progress(done, total)` callback drawing a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="img")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_index(args) -> int:
+    from numbpie import catalog as catalogs
+    from numbpie import embedder as embedders
+    from numbpie.indexer import index_catalog, open_catalog
+
+    embedder = embedders.load(args.embedder)  # fail on a bad name before touching the catalog
+    folder = Path(args.catalog)
+    catalog = open_catalog(folder)
+    if args.source:
+        source = Path(args.source)
+        if source.suffix.lower() == ".csv":
+            added = catalogs.import_csv(catalog, source, image_column=args.image_column)
+        else:
+            added = catalogs.import_folder(catalog, source)
+        print(f"catalog: {len(catalog)} products ({len(added)} from {source})", file=sys.stderr)
+    elif not len(catalog):
+        raise ValueError(f"{folder} has no catalog yet; give a SOURCE folder or CSV to import.")
+    index, skipped = index_catalog(folder, embedder, factory=args.factory, rebuild=args.rebuild,
+                                   progress=_progress_bar("embedding"))
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    print(f"index: {len(index)} vectors from embedder {embedder.name!r} in {folder}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from numbpie import images
+    from numbpie.pipeline import Pipeline
+
+    pipeline = Pipeline.open(args.catalog, embedder=args.embedder)
+    try:
+        query = images.load(Path(args.image))
+    except images.ImageError as error:
+        raise images.ImageError(f"{args.image}: {error}") from None
+    result = pipeline.search(query, k=args.k, category=args.category, min_score=args.min_score)
+    rows = [{"id": m.product.id, "title": m.product.title, "score": round(m.score, 4),
+             "image": m.product.image, "category": m.product.category} for m in result.matches]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for rank, row in enumerate(rows, 1):
+        print(f"{rank:>2}. {row['score']:.3f}  #{row['id']:<6} {row['title']}  ({row['image']})")
+    steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
+    print(f"time: {steps}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from numbpie.index import Index
+    from numbpie.indexer import open_catalog
+
+    folder = Path(args.catalog)
+    if not (folder / "catalog.sqlite").exists():
+        raise FileNotFoundError(f"No catalog in {folder}.")
+    catalog = open_catalog(folder)
+    info = {"catalog": str(folder), "products": len(catalog)}
+    categories: dict[str, int] = {}
+    for product in catalog:
+        categories[product.category] = categories.get(product.category, 0) + 1
+    info["categories"] = categories
+    info["index"] = Index.read_manifest(folder) if (folder / "index.json").exists() else None
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from numbpie.index import DEFAULT_FACTORY
+
+    parser = argparse.ArgumentParser(prog="python -m numbpie", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("index", help="import images into a catalog folder and index them")
+    p.add_argument("source", nargs="?", help="a folder of images (root/<category>/...) or a CSV")
+    p.add_argument("--catalog", required=True, help="catalog folder to create or extend")
+    p.add_argument("--embedder", default=None, help="bundled, imagenet, random, or a weights path (default: bundled if present)")
+    p.add_argument("--factory", default=DEFAULT_FACTORY, help="FAISS index factory string (inner product)")
+    p.add_argument("--image-column", default="image", help="CSV column holding image paths")
+    p.add_argument("--rebuild", action="store_true", help="drop the existing index and embed everything again")
+    p.set_defaults(run=cmd_index)
+
+    p = commands.add_parser("search", help="find the catalog products most similar to a photo")
+    p.add_argument("image", help="query image (jpg, png, webp, bmp, gif)")
+    p.add_argument("--catalog", required=True, help="catalog folder built by `index`")
+    p.add_argument("-k", type=int, default=5, help="number of results")
+    p.add_argument("--category", default=None, help="only products of this category")
+    p.add_argument("--min-score", type=float, default=0.0, help="drop results below this cosine score")
+    p.add_argument("--embedder", default=None, help="defaults to the one the index was built with")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {id, title, score, image}")
+    p.set_defaults(run=cmd_search)
+
+    p = commands.add_parser("info", help="what a catalog folder and its index hold")
+    p.add_argument("--catalog", required=True, help="catalog folder")
+    p.set_defaults(run=cmd_info)
+
+    try:
+        from numbpie.synth import cli as synth_cli
+    except ImportError:  # the synthetic world is optional for the other commands
+        synth_cli = None
+    if synth_cli is not None:
+        p = commands.add_parser("synth", help="write a synthetic fashion dataset")
+        synth_cli.add_arguments(p)
+        p.set_defaults(run=synth_cli.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "k", 1) < 1:
+        parser.error("-k must be at least 1")
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        if os.environ.get("NUMBPIE_DEBUG"):
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"numbpie: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("numbpie: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,129 @@
+"""Inception-V3 image embedder: PIL images in, L2-normalised 2048-d float32 vectors out."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.models import inception_v3
+
+from numbpie import weights
+from numbpie.index import normalize
+
+__all__ = ["DIM", "Embedder", "available_models", "build_inception", "default_name", "load", "to_batch"]
+
+DIM = 2048
+
+
+def available_models() -> list[str]:
+    """Embedder names registered in weights/manifest.json."""
+    return weights.names("embedder")
+
+
+def default_name() -> str:
+    """`bundled` once trained weights are registered, else the random stand-in."""
+    return "bundled" if "bundled" in available_models() else "random"
+
+
+def letterbox(image: Image.Image, size: int, fill=(255, 255, 255)) -> Image.Image:
+    """Resize keeping the aspect ratio and pad to a `size` square, so fit and length survive."""
+    scale = size / max(image.size)
+    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    canvas = Image.new("RGB", (size, size), fill)
+    canvas.paste(image.convert("RGB").resize((w, h), Image.BILINEAR), ((size - w) // 2, (size - h) // 2))
+    return canvas
+
+
+def to_batch(images: Sequence[Image.Image], size: int, mean, std) -> np.ndarray:
+    """Images -> float32 (N, 3, size, size), letterboxed and normalised with `mean`/`std`."""
+    arrays = [np.asarray(letterbox(im, size), dtype=np.float32) / 255.0 for im in images]
+    batch = (np.stack(arrays) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def build_inception(transform_input: bool = False) -> torch.nn.Module:
+    """torchvision Inception-V3 with the aux head off and `fc` removed: outputs pooled 2048-d."""
+    model = inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=transform_input)
+    model.fc = torch.nn.Identity()
+    return model.eval()
+
+
+def _read_state_dict(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise weights.WeightsError(
+                f"{path} holds more than plain tensors (pickled objects); numbpie refuses to "
+                "load it. Save a plain state_dict or safetensors file instead."
+            ) from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    state = {k.removeprefix("module."): v.float() for k, v in state.items()}
+    # The classifier and the auxiliary head are not part of the embedding.
+    return {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits."))}
+
+
+class Embedder:
+    """A network plus its preprocessing; `embed` is batched, thread-safe and deterministic."""
+
+    def __init__(self, model: torch.nn.Module, name: str, sha256: str, input_size: int,
+                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), batch_size: int = 16):
+        self.model = model.eval()
+        self.name, self.sha256 = name, sha256
+        self.input_size, self.mean, self.std = input_size, tuple(mean), tuple(std)
+        self.batch_size = batch_size
+        self.dim = DIM
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> dict:
+        """What an index records about the embedder that built it."""
+        return {"name": self.name, "sha256": self.sha256, "input_size": self.input_size}
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """float32 (N, 2048) unit rows; a dot product of two rows is their cosine similarity."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            batch = to_batch(images[start:start + self.batch_size], self.input_size, self.mean, self.std)
+            # One forward at a time: the intra-op thread pool is shared, concurrent calls just thrash.
+            with self._lock, torch.inference_mode():
+                out.append(self.model(torch.from_numpy(batch)).numpy())
+        return normalize(np.concatenate(out))
+
+
+def load(name_or_path: str | Path | None = None, batch_size: int = 16) -> Embedder:
+    """An Embedder from a manifest name (`bundled`, `imagenet`, `random`) or a state_dict path."""
+    name = str(name_or_path or default_name())
+    path, entry = weights.resolve("embedder", name)
+    if entry and "file" not in entry:  # the random stand-in: seeded, so every process agrees
+        torch.manual_seed(entry["seed"])
+        model = inception_v3(weights=None, aux_logits=False, init_weights=True)
+        model.fc = torch.nn.Identity()
+        sha = f"random-seed{entry['seed']}"
+    else:
+        model = build_inception(transform_input=entry.get("transform_input", False))
+        try:
+            model.load_state_dict(_read_state_dict(path))
+        except (RuntimeError, KeyError) as error:
+            raise weights.WeightsError(
+                f"{path} is not an Inception-V3 state_dict ({str(error).splitlines()[0]})."
+            ) from None
+        sha = weights.sha256(path)
+    return Embedder(
+        model, name if entry else path.name, sha, entry.get("input_size", 299),
+        entry.get("mean", (0.485, 0.456, 0.406)), entry.get("std", (0.229, 0.224, 0.225)),
+        batch_size,
+    )

@@ -1,0 +1,149 @@
+"""A FAISS cosine index over catalog product ids, saved atomically with a manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+__all__ = ["DEFAULT_FACTORY", "Index", "IndexMismatchError", "normalize"]
+
+DEFAULT_FACTORY = "IDMap2,Flat"
+INDEX_FILE = "index.faiss"
+MANIFEST_FILE = "index.json"
+
+
+class IndexMismatchError(ValueError):
+    """A saved index that does not fit the catalog or embedder it is used with."""
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm as contiguous float32 (zero rows stay zero).
+
+    The one place numbpie normalises, so an inner product is always a cosine similarity.
+    """
+    xb = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+    norms = np.linalg.norm(xb, axis=1, keepdims=True)
+    return xb / np.maximum(norms, 1e-12)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a synced temp file and os.replace, so readers never see half."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Index:
+    """Cosine search over unit vectors keyed by catalog ids; built from a FAISS factory string."""
+
+    def __init__(self, dim: int, embedder: dict, factory: str = DEFAULT_FACTORY, faiss_index=None):
+        self.dim = dim
+        self.embedder = dict(embedder)  # {"name": ..., "sha256": ...}
+        self.factory = factory
+        self._index = faiss_index or self._build(dim, factory)
+
+    @staticmethod
+    def _build(dim: int, factory: str):
+        try:
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as error:
+            raise ValueError(f"Bad FAISS factory string {factory!r}: {error}") from None
+        # IDMap2 maps FAISS's sequential ids to catalog ids and can reconstruct by id.
+        return index if isinstance(index, faiss.IndexIDMap2) else faiss.IndexIDMap2(index)
+
+    def __len__(self) -> int:
+        return self._index.ntotal
+
+    def ids(self) -> np.ndarray:
+        """Every product id held, in insertion order."""
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def add(self, vectors: np.ndarray, ids) -> None:
+        """Add vectors (normalised here) under their catalog ids; trains the index first if needed."""
+        xb = normalize(vectors)
+        ids = np.asarray(ids, dtype=np.int64)
+        if xb.shape != (len(ids), self.dim):
+            raise ValueError(f"Expected {len(ids)} vectors of dimension {self.dim}, got {xb.shape}.")
+        if not self._index.is_trained:
+            self._index.train(xb)
+        self._index.add_with_ids(xb, ids)
+
+    def search(self, vectors: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k `(scores, ids)` per query row; scores are cosines, ids -1 where fewer than k exist."""
+        xq = normalize(vectors)
+        if xq.shape[1] != self.dim:
+            raise ValueError(f"Query vectors have dimension {xq.shape[1]}, the index {self.dim}.")
+        D, I = self._index.search(xq, max(1, min(k, len(self) or 1)))
+        return D, I
+
+    def manifest(self) -> dict:
+        return {
+            "embedder": self.embedder,
+            "dim": self.dim,
+            "count": len(self),
+            "factory": self.factory,
+            "faiss_version": faiss.__version__,
+        }
+
+    def save(self, folder: str | Path) -> None:
+        """Write `index.faiss` then `index.json`, each atomically; the json's count names the file."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / INDEX_FILE, faiss.serialize_index(self._index).tobytes())
+        _atomic_write(folder / MANIFEST_FILE, json.dumps(self.manifest(), indent=2).encode())
+
+    @staticmethod
+    def read_manifest(folder: str | Path) -> dict:
+        """The manifest of a saved index (embedder, dim, count, factory, faiss version)."""
+        path = Path(folder) / MANIFEST_FILE
+        if not path.exists():
+            raise IndexMismatchError(
+                f"No index in {folder}. Build it with: python -m numbpie index SOURCE --catalog {folder}"
+            )
+        return json.loads(path.read_text())
+
+    @classmethod
+    def load(
+        cls, folder: str | Path, embedder: dict | None = None, count: int | None = None
+    ) -> Index:
+        """Load a saved index; refuse one built by another embedder or holding `count` mismatches."""
+        folder = Path(folder)
+        rebuild = f"Rebuild it with: python -m numbpie index SOURCE --catalog {folder}"
+        meta = cls.read_manifest(folder)
+        try:
+            data = np.fromfile(folder / INDEX_FILE, dtype=np.uint8)
+            index = faiss.deserialize_index(data)
+        except FileNotFoundError:
+            raise IndexMismatchError(f"No index in {folder}. {rebuild}") from None
+        except (RuntimeError, ValueError) as error:
+            raise IndexMismatchError(f"The index in {folder} is unreadable ({error}). {rebuild}") from None
+        if index.ntotal != meta["count"]:
+            raise IndexMismatchError(f"The index in {folder} does not match its manifest. {rebuild}")
+        if embedder is not None and meta["embedder"] != embedder:
+            raise IndexMismatchError(
+                f"The index in {folder} was built with embedder {meta['embedder']}, not "
+                f"{embedder}. {rebuild} --embedder {embedder['name']}"
+            )
+        if count is not None and count != meta["count"]:
+            raise IndexMismatchError(
+                f"The index in {folder} holds {meta['count']} vectors but the catalog has "
+                f"{count} products. Finish it with: python -m numbpie index SOURCE --catalog {folder}"
+            )
+        return cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index)

@@ -1,0 +1,85 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.models import inception_v3
+
+from numbpie import embedder, weights
+from tests.conftest import make_image
+
+
+def test_embed_gives_unit_2048_rows(random_embedder):
+    vectors = random_embedder.embed([make_image(n) for n in range(3)])
+    assert vectors.shape == (3, 2048) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert random_embedder.embed([]).shape == (0, 2048)
+
+
+def test_embedding_is_deterministic_and_batch_independent(random_embedder):
+    pictures = [make_image(n) for n in range(10)]
+    one_by_one = np.concatenate([random_embedder.embed([p]) for p in pictures])
+    batched = random_embedder.embed(pictures)
+    np.testing.assert_allclose(one_by_one, batched, atol=1e-4)
+    again = embedder.load("random").embed(pictures[:2])
+    np.testing.assert_allclose(again, batched[:2], atol=1e-5)
+
+
+def test_letterbox_keeps_aspect_ratio():
+    tall = Image.new("RGB", (50, 100), (0, 0, 0))
+    boxed = embedder.letterbox(tall, 64)
+    pixels = np.asarray(boxed)
+    assert boxed.size == (64, 64)
+    assert pixels[:, :10].min() == 255 and pixels[:, 30].max() == 0  # white side bands, black middle
+
+
+def test_to_batch_normalises_with_mean_and_std():
+    batch = embedder.to_batch([Image.new("RGB", (8, 8), (255, 0, 128))], 8, (0.5, 0.5, 0.5), (0.5, 0.25, 0.5))
+    assert batch.shape == (1, 3, 8, 8) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch[0, :, 4, 4], [1.0, -2.0, (128 / 255 - 0.5) / 0.5], atol=1e-6)
+
+
+@pytest.fixture
+def downloads(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "DOWNLOADS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_imagenet_weights_load_when_torchvisions_file_is_present(downloads):
+    with pytest.raises(weights.WeightsError, match="download_data.sh --only embedder/imagenet"):
+        embedder.load("imagenet")
+    torch.manual_seed(1)
+    reference = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+    torch.save(reference.state_dict(), downloads / "inception_v3_google-0cc3c7bd.pth")
+    model = embedder.load("imagenet")
+    assert model.input_size == 299 and model.model.transform_input
+    picture = make_image(3, size=(120, 160))
+    reference.fc = torch.nn.Identity()
+    expected = reference.eval()(torch.from_numpy(embedder.to_batch([picture], 299, model.mean, model.std)))
+    np.testing.assert_allclose(model.embed([picture])[0], torch.nn.functional.normalize(expected)[0].detach().numpy(), atol=1e-4)
+
+
+def test_a_state_dict_path_loads_and_a_bad_file_is_refused(tmp_path):
+    state = embedder.build_inception().state_dict()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "mine.pth")
+    assert embedder.load(tmp_path / "mine.pth").embed([make_image(0)]).shape == (1, 2048)
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(weights.WeightsError, match="not an Inception-V3"):
+        embedder.load(tmp_path / "other.pth")
+    with pytest.raises(weights.WeightsError, match="valid names are"):
+        embedder.load("no-such-model")
+
+
+class Payload:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').touch()",))
+
+
+def test_a_pickle_with_a_payload_is_refused_and_never_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "evil.pth", "wb") as handle:
+        pickle.dump({"state_dict": Payload()}, handle)
+    with pytest.raises(weights.WeightsError, match="refuses to load"):
+        embedder.load(tmp_path / "evil.pth")
+    assert not (tmp_path / "PWNED").exists()

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from numbpie.index import Index, IndexMismatchError, normalize
+
+EMBEDDER = {"name": "test", "sha256": "abc"}
+
+
+def brute_force(xb, ids, xq, k):
+    sims = normalize(xq) @ normalize(xb).T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sims, order, 1), ids[order]
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(500, 32)).astype(np.float32) * rng.uniform(0.1, 10, (500, 1))
+    ids = rng.permutation(10_000)[:500].astype(np.int64)
+    xq = rng.normal(size=(20, 32)).astype(np.float32)
+    return xb, ids, xq
+
+
+def test_normalize_gives_unit_rows_and_keeps_zero_rows():
+    x = np.array([[3.0, 4.0], [0.0, 0.0]])
+    out = normalize(x)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0, 0]])
+
+
+def test_flat_search_equals_brute_force(data):
+    xb, ids, xq = data
+    index = Index(32, EMBEDDER)
+    index.add(xb, ids)
+    D, I = index.search(xq, 5)
+    D_ref, I_ref = brute_force(xb, ids, xq, 5)
+    np.testing.assert_array_equal(I, I_ref)
+    np.testing.assert_allclose(D, D_ref, atol=1e-5)
+    assert len(index) == 500 and sorted(index.ids()) == sorted(ids)
+
+
+def test_a_stored_vector_finds_itself_with_score_one(data):
+    xb, ids, _ = data
+    index = Index(32, EMBEDDER)
+    index.add(xb, ids)
+    D, I = index.search(xb[:10], 1)
+    np.testing.assert_array_equal(I[:, 0], ids[:10])
+    np.testing.assert_allclose(D[:, 0], 1.0, atol=1e-5)
+
+
+def test_hnsw_factory_has_high_recall(data):
+    xb, ids, xq = data
+    index = Index(32, EMBEDDER, factory="HNSW32")
+    index.add(xb, ids)
+    _, I = index.search(xq, 5)
+    _, I_ref = brute_force(xb, ids, xq, 5)
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(I, I_ref, strict=True)])
+    assert recall >= 0.9
+
+
+def test_save_load_roundtrip_and_no_temp_files(tmp_path, data):
+    xb, ids, xq = data
+    index = Index(32, EMBEDDER)
+    index.add(xb, ids)
+    index.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.faiss", "index.json"]
+    loaded = Index.load(tmp_path, embedder=EMBEDDER, count=500)
+    np.testing.assert_array_equal(loaded.search(xq, 5)[1], index.search(xq, 5)[1])
+    assert Index.read_manifest(tmp_path)["count"] == 500
+
+
+def test_load_refuses_mismatches(tmp_path, data):
+    xb, ids, _ = data
+    index = Index(32, EMBEDDER)
+    index.add(xb, ids)
+    index.save(tmp_path)
+    with pytest.raises(IndexMismatchError, match="built with embedder"):
+        Index.load(tmp_path, embedder={"name": "other", "sha256": "x"})
+    with pytest.raises(IndexMismatchError, match="catalog has 501 products"):
+        Index.load(tmp_path, count=501)
+    with pytest.raises(IndexMismatchError, match="No index"):
+        Index.load(tmp_path / "nowhere")
+    (tmp_path / "index.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexMismatchError, match="unreadable"):
+        Index.load(tmp_path)
+
+
+def test_wrong_shapes_and_bad_factory_are_clear_errors(data):
+    xb, ids, _ = data
+    index = Index(32, EMBEDDER)
+    with pytest.raises(ValueError, match="dimension"):
+        index.add(xb[:, :16], ids)
+    with pytest.raises(ValueError, match="factory"):
+        Index(32, EMBEDDER, factory="NotAnIndex")

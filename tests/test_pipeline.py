@@ -1,0 +1,73 @@
+import io
+
+import pytest
+from PIL import Image
+
+from numbpie.indexer import index_catalog, open_catalog
+from numbpie.catalog import import_folder
+from numbpie.pipeline import Pipeline, crop_box
+
+
+@pytest.fixture
+def pipeline(tmp_path, image_tree, random_embedder):
+    folder = tmp_path / "c"
+    import_folder(open_catalog(folder), image_tree)
+    index_catalog(folder, random_embedder)
+    return Pipeline.open(folder, embedder=random_embedder)
+
+
+def test_search_from_bytes_path_and_image_agree(pipeline, image_tree):
+    path = image_tree / "dress" / "item_04.jpg"
+    by_path = pipeline.search(path)
+    by_bytes = pipeline.search(path.read_bytes())
+    by_image = pipeline.search(Image.open(path))
+    ids = [m.product.id for m in by_path.matches]
+    assert len(ids) == 5 and by_path.matches[0].product.image == str(path.absolute())
+    assert [m.product.id for m in by_bytes.matches] == ids == [m.product.id for m in by_image.matches]
+    assert by_path.matches[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_timings_cover_every_step(pipeline, image_tree):
+    result = pipeline.search(image_tree / "top" / "item_01.jpg")
+    assert list(result.timings) == ["load", "embed", "search", "lookup"]
+    assert all(t >= 0 for t in result.timings.values())
+
+
+def test_min_score_k_and_manual_box(pipeline, image_tree):
+    image = Image.open(image_tree / "top" / "item_01.jpg")
+    assert len(pipeline.search(image, k=2).matches) == 2
+    assert pipeline.search(image, min_score=1.01).matches == []
+    boxed = pipeline.search(image, box=(10, 10, 60, 90))
+    assert boxed.crop.size == (50, 80) and boxed.box == (10, 10, 60, 90)
+
+
+def test_crop_box_clips_and_rejects_empty_boxes():
+    image = Image.new("RGB", (100, 50))
+    assert crop_box(image, (-10, -10, 40, 400)).size == (40, 50)
+    with pytest.raises(ValueError, match="larger box"):
+        crop_box(image, (10, 10, 11, 40))
+
+
+def test_tags_without_an_editor_or_bad_tags_are_clear_errors(pipeline, image_tree):
+    image = image_tree / "top" / "item_01.jpg"
+    with pytest.raises(ValueError, match="valid attributes are"):
+        pipeline.search(image, tags={"sleeves": "long"})
+    with pytest.raises(RuntimeError, match="No style editor"):
+        pipeline.search(image, tags={"sleeve_length": "long"})
+
+
+def test_a_bad_upload_raises_image_error(pipeline):
+    from numbpie.images import ImageError
+
+    with pytest.raises(ImageError):
+        pipeline.search(io.BytesIO(b"GIF89a broken"))
+
+
+def test_an_unfinished_index_is_refused_with_a_hint(tmp_path, image_tree, random_embedder):
+    folder = tmp_path / "c"
+    catalog = open_catalog(folder)
+    import_folder(catalog, image_tree)
+    index_catalog(folder, random_embedder)
+    catalog.add(image_tree / "top" / "extra.jpg", "extra")
+    with pytest.raises(ValueError, match="Finish it with"):
+        Pipeline.open(folder, embedder=random_embedder)
