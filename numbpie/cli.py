@@ -96,6 +96,35 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_train_embedder(args) -> int:
+    from numbpie import train_embedder
+
+    return train_embedder.main(args)
+
+
+def cmd_eval(args) -> int:
+    from numbpie import embedder as embedders
+    from numbpie import evaluate
+
+    if args.what != "retrieval":
+        raise ValueError(f"Unknown evaluation {args.what!r}.")
+    detector = None
+    if args.crop == "detector":
+        import detector as detectors
+
+        detector = detectors.load(args.detector)
+    model = embedders.load(args.embedder)
+    metrics = evaluate.evaluate_retrieval(args.data, model, crop=args.crop, split=args.split,
+                                          detector=detector)
+    metrics["embedder"] = model.name
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from numbpie.index import DEFAULT_FACTORY
 
@@ -124,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("info", help="what a catalog folder and its index hold")
     p.add_argument("--catalog", required=True, help="catalog folder")
     p.set_defaults(run=cmd_info)
+
+    from numbpie.train_embedder import add_arguments as train_embedder_arguments
+
+    p = commands.add_parser("train-embedder", help="train the retrieval embedder on a synth dataset")
+    train_embedder_arguments(p)
+    p.set_defaults(run=cmd_train_embedder)
+
+    p = commands.add_parser("eval", help="measure quality on held-out synthetic data")
+    p.add_argument("what", choices=["retrieval"], help="what to evaluate")
+    p.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
+    p.add_argument("--embedder", default=None, help="embedder name or path (default: bundled if present)")
+    p.add_argument("--crop", choices=["gt", "detector", "none"], default="gt",
+                   help="how street queries are cropped: ground-truth box, detector, or whole photo")
+    p.add_argument("--detector", default="bundled", help="detector for --crop detector")
+    p.add_argument("--split", default="test", help="which split's products to evaluate on")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_eval)
 
     try:
         from numbpie.synth import cli as synth_cli

@@ -1,0 +1,79 @@
+"""The bundled demo catalog: rendered from the synthetic world on first use, then cached on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from numbpie.index import Index
+
+__all__ = ["default_folder", "default_products", "ensure_demo", "examples"]
+
+DEMO_SEED = 2026  # seeds of the demo world; training sets use other seeds
+_DONE = "demo.json"
+
+
+def default_folder() -> Path:
+    """Where the demo catalog lives: $NUMBPIE_DATA/demo, by default data/demo in the checkout."""
+    data = os.environ.get("NUMBPIE_DATA", Path(__file__).resolve().parent.parent / "data")
+    return Path(data) / "demo"
+
+
+def default_products() -> int:
+    """Demo catalog size: $NUMBPIE_DEMO_PRODUCTS, by default 400."""
+    return int(os.environ.get("NUMBPIE_DEMO_PRODUCTS", 400))
+
+
+def _is_ready(folder: Path, embedder) -> bool:
+    try:
+        recipe = json.loads((folder / _DONE).read_text())
+        manifest = Index.read_manifest(folder)
+    except (FileNotFoundError, ValueError):
+        return False
+    return recipe.get("complete") and manifest["embedder"] == embedder.identity
+
+
+def ensure_demo(
+    embedder,
+    folder: str | Path | None = None,
+    products: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Path:
+    """Render and index the demo catalog unless a finished one for `embedder` is already there.
+
+    `progress(stage, done, total)` reports rendering then embedding.
+    """
+    from numbpie.indexer import index_catalog
+    from numbpie.synth import write_dataset
+
+    folder = Path(folder or default_folder())
+    products = products or default_products()
+    if _is_ready(folder, embedder):
+        return folder
+    recipe = {"products": products, "street_per_product": 1, "seed": DEMO_SEED}
+    previous = folder / _DONE
+    if not previous.exists() or json.loads(previous.read_text()).get("recipe") != recipe:
+        if progress:
+            progress("render", 0, products)
+        shutil.rmtree(folder, ignore_errors=True)  # a demo of another recipe: start clean
+        write_dataset(folder, products=products, street_per_product=1, seed=DEMO_SEED,
+                      progress=False, workers=os.cpu_count() or 1)
+        previous.write_text(json.dumps({"recipe": recipe, "complete": False}))
+        if progress:
+            progress("render", products, products)
+    stage = (lambda done, total: progress("embed", done, total)) if progress else None
+    rebuild = (folder / "index.json").exists() and \
+        Index.read_manifest(folder)["embedder"] != embedder.identity
+    index_catalog(folder, embedder, rebuild=rebuild, checkpoint_every=64, progress=stage)
+    previous.write_text(json.dumps({"recipe": recipe, "complete": True}))
+    return folder
+
+
+def examples(folder: str | Path | None = None, count: int = 8) -> list[Path]:
+    """Street photos of demo products, evenly spread, to offer as example queries."""
+    folder = Path(folder or default_folder())
+    street = sorted((folder / "street").glob("*.jpg"))
+    return street[:: max(1, len(street) // count)][:count]

@@ -1,0 +1,84 @@
+"""Retrieval quality: pure metrics on arrays, and street-to-shop evaluation on a synth dataset."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from numbpie import images
+from numbpie.index import normalize
+
+__all__ = ["average_precision", "crop_with_margin", "retrieval_metrics", "street_queries", "evaluate_retrieval"]
+
+
+def average_precision(ranked_relevant: np.ndarray) -> float:
+    """AP of one ranking, given booleans in ranked order (all relevant items must appear)."""
+    hits = np.flatnonzero(ranked_relevant)
+    if hits.size == 0:
+        return 0.0
+    return float(np.mean(np.arange(1, hits.size + 1) / (hits + 1)))
+
+
+def retrieval_metrics(xq: np.ndarray, q_labels, xb: np.ndarray, b_labels, ks=(1, 5, 10)) -> dict:
+    """Recall@k (a correct item in the top k) and mAP of cosine ranking queries against a gallery."""
+    sims = normalize(xq) @ normalize(xb).T
+    order = np.argsort(-sims, axis=1, kind="stable")
+    relevant = np.asarray(b_labels)[order] == np.asarray(q_labels)[:, None]
+    metrics = {f"recall@{k}": float(relevant[:, :k].any(axis=1).mean()) for k in ks}
+    metrics["map"] = float(np.mean([average_precision(row) for row in relevant]))
+    return metrics
+
+
+def crop_with_margin(image: Image.Image, box, margin: float = 0.1) -> Image.Image:
+    """`box` (x0, y0, x1, y1) grown by `margin` of its size on every side, clipped to the image."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    return image.crop((max(0, round(x0 - dx)), max(0, round(y0 - dy)),
+                       min(image.width, round(x1 + dx)), min(image.height, round(y1 + dy))))
+
+
+def street_queries(data: Path, product_ids: set[int]) -> list[tuple[int, Path, tuple]]:
+    """(product id, street photo, ground-truth box) for every street garment of `product_ids`."""
+    coco = json.loads((Path(data) / "street.json").read_text())
+    files = {image["id"]: image["file_name"] for image in coco["images"]}
+    out = []
+    for ann in coco["annotations"]:
+        if ann["product_id"] in product_ids:
+            x, y, w, h = ann["bbox"]
+            out.append((ann["product_id"], Path(data) / files[ann["image_id"]], (x, y, x + w, y + h)))
+    return out
+
+
+def _query_crop(photo: Image.Image, box, crop: str, detector) -> Image.Image:
+    if crop == "gt":
+        return crop_with_margin(photo, box)
+    if crop == "none":
+        return photo
+    import detector as detectors
+
+    return detectors.crops(photo, detector.detect(photo)).crop
+
+
+def evaluate_retrieval(data: str | Path, embedder, crop: str = "gt", split: str = "test",
+                       detector=None, batch: int = 32) -> dict:
+    """Street-to-shop metrics: queries are `split` street garments, the gallery their product shots."""
+    from numbpie.catalog import Catalog
+
+    data = Path(data)
+    ids = set(json.loads((data / "splits.json").read_text())[split])
+    products = [p for p in Catalog(data / "catalog.sqlite") if p.id in ids]
+    gallery = _embed_paths(embedder, [p.image for p in products], batch)
+    queries = street_queries(data, ids)
+    pictures = [_query_crop(images.load(path), box, crop, detector) for _, path, box in queries]
+    xq = np.concatenate([embedder.embed(pictures[i:i + batch]) for i in range(0, len(pictures), batch)])
+    metrics = retrieval_metrics(xq, [q[0] for q in queries], gallery, [p.id for p in products])
+    return {**metrics, "queries": len(queries), "gallery": len(products), "crop": crop, "split": split}
+
+
+def _embed_paths(embedder, paths: Sequence, batch: int) -> np.ndarray:
+    return np.concatenate([embedder.embed([images.load(p) for p in paths[i:i + batch]])
+                           for i in range(0, len(paths), batch)])

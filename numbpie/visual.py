@@ -1,0 +1,41 @@
+"""Pictures for people: boxes drawn on photos and contact sheets of image grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw
+
+__all__ = ["contact_sheet", "draw_boxes"]
+
+BOX_COLOURS = ((230, 57, 70), (29, 120, 230), (42, 157, 90), (244, 162, 97))
+
+
+def draw_boxes(image: Image.Image, boxes: Sequence, labels: Sequence[str] = (), width: int = 0) -> Image.Image:
+    """A copy of `image` with each (x0, y0, x1, y1) box outlined and optionally labelled."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    width = width or max(2, round(max(out.size) / 200))
+    for n, box in enumerate(boxes):
+        colour = BOX_COLOURS[n % len(BOX_COLOURS)]
+        draw.rectangle(tuple(float(v) for v in box), outline=colour, width=width)
+        if n < len(labels):
+            x0, y0 = float(box[0]), float(box[1])
+            text_box = draw.textbbox((x0 + width, y0 + width), labels[n])
+            draw.rectangle(text_box, fill=colour)
+            draw.text((x0 + width, y0 + width), labels[n], fill=(255, 255, 255))
+    return out
+
+
+def contact_sheet(images: Sequence[Image.Image], columns: int, cell: int = 128, pad: int = 4,
+                  background=(245, 245, 245)) -> Image.Image:
+    """Images resized into `cell`-pixel squares (aspect kept) on a grid, row by row."""
+    rows = max(1, -(-len(images) // columns))
+    sheet = Image.new("RGB", (columns * (cell + pad) + pad, rows * (cell + pad) + pad), background)
+    for n, image in enumerate(images):
+        thumb = image.convert("RGB").copy()
+        thumb.thumbnail((cell, cell), Image.LANCZOS)
+        x = pad + (n % columns) * (cell + pad) + (cell - thumb.width) // 2
+        y = pad + (n // columns) * (cell + pad) + (cell - thumb.height) // 2
+        sheet.paste(thumb, (x, y))
+    return sheet
