@@ -1,0 +1,210 @@
+"""gan.train: data, losses, a few training steps of each GAN on a fake renderer, checkpoints and resume."""
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import gan
+from gan.editor import SHAPE_LAYOUT
+from gan.train import (
+    FAMILIES,
+    TRAIN_SEEDS,
+    classification_loss,
+    data_seeds,
+    parse_options,
+    stargan_batch,
+    train,
+)
+from numbpie.attributes import ATTRIBUTES, PALETTE, applies_to
+from numbpie.catalog import Catalog
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSpec:
+    """The fields of numbpie.synth.GarmentSpec that training reads."""
+
+    category: str
+    sleeve_length: str
+    fit: str
+    neckline: str
+    length: str
+    pattern: str
+    color: str
+
+    @property
+    def attributes(self):
+        names = [n for n in ATTRIBUTES if n != "category" and applies_to(n, self.category)]
+        return {n: getattr(self, n) for n in names}
+
+
+def fake_spec(seed, category=None):
+    rng = np.random.default_rng(seed)
+    pick = {n: str(v[rng.integers(len(v))]) for n, v in ATTRIBUTES.items()}
+    return FakeSpec(**pick)
+
+
+def fake_render(spec, size=256, worn=False):
+    """A flat-coloured block whose width, top, neck notch, hem and stripes follow the attributes."""
+    index = {
+        n: ATTRIBUTES[n].index(getattr(spec, n))
+        for n in ("sleeve_length", "fit", "neckline", "length")
+    }
+    pixels = np.full((size, size, 3), 240, np.uint8)
+    half, top = size * (2 + index["fit"]) // 10, size // 4 - 2 * index["sleeve_length"]
+    bottom = (
+        size
+        - size // 5
+        + (2 * index["length"] if spec.category == "dress" else 0)
+        - (3 if worn else 0)
+    )
+    pixels[top:bottom, size // 2 - half : size // 2 + half] = PALETTE[spec.color]
+    pixels[top : top + 3, size // 2 - 2 * index["neckline"] - 1 : size // 2 + 1] = 240
+    if spec.pattern != "solid":
+        pixels[
+            top : bottom : 4 if spec.pattern == "stripes" else 6,
+            size // 2 - half : size // 2 + half,
+        ] = 255
+    return Image.fromarray(pixels, "RGB")
+
+
+WORLD = SimpleNamespace(
+    random_spec=fake_spec,
+    render_product=fake_render,
+    render_model=lambda spec, size=256: fake_render(spec, size, worn=True),
+)
+
+TINY = [
+    "--data",
+    "synth",
+    "--image-size",
+    "32",
+    "--width",
+    "4",
+    "--blocks",
+    "1",
+    "--batch-size",
+    "2",
+    "--sample-every",
+    "2",
+    "--save-every",
+    "2",
+    "--log-every",
+    "1",
+    "--quiet",
+]
+
+
+def options(family, out, steps, *extra):
+    return parse_options([family, *TINY, "--out", str(out), "--steps", str(steps), *extra])
+
+
+def test_stargan_batches_change_exactly_one_shape_attribute():
+    batch = stargan_batch(WORLD, range(8), np.random.default_rng(0), 32)
+    assert batch["x"].shape == batch["y"].shape == (8, 3, 32, 32)
+    starts = np.cumsum([0] + [len(v) for _, v in SHAPE_LAYOUT])
+    for c_org, c_trg in zip(batch["c_org"], batch["c_trg"], strict=True):
+        changed = [
+            not torch.equal(c_org[a:b], c_trg[a:b])
+            for a, b in zip(starts[:-1], starts[1:], strict=True)
+        ]
+        assert sum(changed) == 1
+    assert (batch["x"] - batch["y"]).abs().flatten(1).amax(1).min() > 0
+
+
+def test_classification_loss_skips_absent_groups():
+    labels = torch.tensor([[0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0]], dtype=torch.float32)
+    right = labels * 20 - 10
+    assert classification_loss(right, labels) < 1e-6
+    wrong = right.clone()
+    wrong[0, 10:] = torch.tensor([10.0, -10, -10])  # length logits: ignored for a top
+    assert classification_loss(wrong, labels) < 1e-6
+    wrong[0, :4] = torch.tensor([10.0, -10, -10, -10])
+    assert classification_loss(wrong, labels) > 10
+
+
+def test_family_defaults():
+    opt = parse_options(["pix2pix", "--data", "synth", "--image-size", "64"])
+    assert (opt.num_downs, opt.lambda_l1, opt.d_layers, opt.pattern) == (6, 100.0, 3, None)
+    opt = parse_options(["stargan", "--data", "synth"])
+    assert (opt.d_layers, opt.lambda_l1, opt.width, opt.out) == (5, 10.0, 32, "runs/stargan")
+
+
+def test_data_seeds_keep_training_apart_from_held_out_products(tmp_path):
+    pool, shown = data_seeds("synth")
+    assert pool is None and max(shown) < TRAIN_SEEDS[0] == 2**31  # synth datasets use seeds < 2**31
+
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    splits = ["train", "test", "train", "val", "test", "train"]
+    catalog.add_many(
+        (tmp_path / f"{i}.png", "t", "top", {}, {"split": split, "seed": 100 + i})
+        for i, split in enumerate(splits)
+    )
+    catalog.close()
+    pool, shown = data_seeds(str(tmp_path))
+    assert pool.tolist() == [100, 102, 105] and shown == [101, 104]
+
+    with pytest.raises(SystemExit, match="no catalog.sqlite"):
+        data_seeds(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    "family, extra, rows, exported",
+    [
+        ("stargan", [], 3, "stargan/shape.safetensors"),
+        ("cyclegan", ["--pattern", "stripes"], 4, "cyclegan/stripes/stripes_add.safetensors"),
+        ("pix2pix", [], 3, "pix2pix.safetensors"),
+    ],
+)
+def test_two_training_steps_write_checkpoint_samples_log_and_loadable_weights(
+    tmp_path, family, extra, rows, exported
+):
+    torch.manual_seed(0)
+    stem = train(options(family, tmp_path, 2, *extra), world=WORLD)
+
+    info = json.loads(stem.with_suffix(".json").read_text())
+    assert info["step"] == 2 and info["options"]["family"] == family
+    assert any(k.startswith("optim.") for k in load_file(f"{stem}.safetensors"))
+    log = [
+        json.loads(line)
+        for line in (tmp_path / "checkpoints" / f"{stem.name}.log.jsonl").read_text().splitlines()
+    ]
+    assert [entry["step"] for entry in log] == [1, 2]
+    assert all(np.isfinite(v) for entry in log for v in entry.values())
+    sample = Image.open(tmp_path / "samples" / f"{stem.name}_000002.png")
+    assert sample.size == (6 * 32, rows * 32)
+
+    editor = gan.load(tmp_path / exported)
+    assert editor.family == family and editor.image_size == 32
+    styled = gan.load_fashion_gan(tmp_path)
+    assert (styled.pix2pix is not None) == (family == "pix2pix")
+    assert sorted(styled.cyclegan) == (
+        ["stripes_add", "stripes_remove"] if family == "cyclegan" else []
+    )
+
+
+def test_resuming_gives_the_same_weights_as_training_straight_through(tmp_path):
+    train(options("stargan", tmp_path / "straight", 3), world=WORLD)
+    train(options("stargan", tmp_path / "resumed", 2), world=WORLD)
+    train(options("stargan", tmp_path / "resumed", 3), world=WORLD)
+
+    a = load_file(tmp_path / "straight" / "stargan" / "shape.safetensors")
+    b = load_file(tmp_path / "resumed" / "stargan" / "shape.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (
+        json.loads((tmp_path / "resumed" / "checkpoints" / "stargan.json").read_text())["step"] == 3
+    )
+    torch.manual_seed(0)
+    initial = FAMILIES["stargan"].nets(options("stargan", tmp_path, 3))["G"].state_dict()
+    assert not all(torch.equal(a[k], initial[k]) for k in a)  # training did move the weights
+
+
+def test_resuming_with_other_sizes_is_refused(tmp_path):
+    train(options("stargan", tmp_path, 1), world=WORLD)
+    with pytest.raises(SystemExit, match="width=4"):
+        train(options("stargan", tmp_path, 2, "--width", "8"), world=WORLD)
