@@ -10,7 +10,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMAGE_SUFFIXES", "Catalog", "CatalogError", "Product", "import_csv", "import_folder"]
+__all__ = [
+    "IMAGE_SUFFIXES", "Catalog", "CatalogError", "Product",
+    "csv_rows", "folder_rows", "import_csv", "import_folder",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
@@ -68,22 +71,38 @@ class Catalog:
         """Add a product and return its id; an image already in the catalog keeps its old id."""
         return self.add_many([(image, title, category, attributes or {}, metadata or {})])[0]
 
-    def add_many(self, rows: Iterable[tuple]) -> list[int]:
-        """Add `(image, title, category, attributes, metadata)` rows in one transaction."""
-        ids = []
+    def add_many(self, rows: Iterable[tuple], ids: Iterable[int] | None = None) -> list[int]:
+        """Add `(image, title, category, attributes, metadata)` rows in one transaction.
+
+        `ids`, when given, are the ids to use (the indexer reserves them before it commits).
+        """
+        out = []
+        ids = iter(ids) if ids is not None else None
         with self._lock, self._db:
             for image, title, category, attributes, metadata in rows:
                 key = self._relative(image)
                 self._db.execute(
-                    "INSERT OR IGNORE INTO products (image, title, category, attributes, metadata)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (key, title, category, json.dumps(attributes), json.dumps(metadata)),
+                    "INSERT OR IGNORE INTO products (id, image, title, category, attributes, metadata)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (next(ids) if ids else None, key, title, category, json.dumps(attributes),
+                     json.dumps(metadata)),
                 )
                 (row_id,) = self._db.execute(
                     "SELECT id FROM products WHERE image = ?", (key,)
                 ).fetchone()
-                ids.append(row_id)
-        return ids
+                out.append(row_id)
+        return out
+
+    def has_image(self, image: str | Path) -> bool:
+        """Whether a product with this image file is in the catalog."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM products WHERE image = ?", (self._relative(image),))
+            return row.fetchone() is not None
+
+    def max_id(self) -> int:
+        """The largest product id (0 for an empty catalog)."""
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(id), 0) FROM products").fetchone()[0]
 
     def get(self, ids: Iterable[int]) -> list[Product]:
         """Products for `ids`, in the same order; an unknown id is a KeyError."""
@@ -155,8 +174,8 @@ def _folder_rows(root: Path) -> Iterator[tuple]:
             yield path, title, category, {}, {"product": product}
 
 
-def import_folder(catalog: Catalog, root: str | Path) -> list[int]:
-    """Add every image under `root` (folders name categories) and return their ids."""
+def folder_rows(root: str | Path) -> list[tuple]:
+    """Catalog rows for every image under `root` (sub-folders name categories)."""
     root = Path(root)
     if not root.is_dir():
         raise CatalogError(f"{root} is not a folder of images.")
@@ -167,11 +186,21 @@ def import_folder(catalog: Catalog, root: str | Path) -> list[int]:
         ]
     if not rows:
         raise CatalogError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {root}.")
-    return catalog.add_many(rows)
+    return rows
+
+
+def import_folder(catalog: Catalog, root: str | Path) -> list[int]:
+    """Add every image under `root` (folders name categories) and return their ids."""
+    return catalog.add_many(folder_rows(root))
 
 
 def import_csv(catalog: Catalog, csv_path: str | Path, image_column: str = "image") -> list[int]:
-    """Add one product per CSV row; `title`, `category` and `attributes` (JSON) columns are optional.
+    """Add one product per CSV row (see `csv_rows`) and return their ids."""
+    return catalog.add_many(csv_rows(csv_path, image_column))
+
+
+def csv_rows(csv_path: str | Path, image_column: str = "image") -> list[tuple]:
+    """Catalog rows, one per CSV row; `title`, `category` and `attributes` (JSON) are optional.
 
     Relative image paths are relative to the CSV file; other columns become metadata.
     """
@@ -192,4 +221,4 @@ def import_csv(catalog: Catalog, csv_path: str | Path, image_column: str = "imag
             except json.JSONDecodeError:
                 raise CatalogError(f"{csv_path}: bad JSON in the attributes column.") from None
             rows.append((image, title, category, attributes, record))
-    return catalog.add_many(rows)
+    return rows

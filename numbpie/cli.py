@@ -38,17 +38,17 @@ def cmd_index(args) -> int:
 
     embedder = embedders.load(args.embedder)  # fail on a bad name before touching the catalog
     folder = Path(args.catalog)
-    catalog = open_catalog(folder)
+    rows = []
     if args.source:
         source = Path(args.source)
         if source.suffix.lower() == ".csv":
-            added = catalogs.import_csv(catalog, source, image_column=args.image_column)
+            rows = catalogs.csv_rows(source, image_column=args.image_column)
         else:
-            added = catalogs.import_folder(catalog, source)
-        print(f"catalog: {len(catalog)} products ({len(added)} from {source})", file=sys.stderr)
-    elif not len(catalog):
+            rows = catalogs.folder_rows(source)
+    elif not len(open_catalog(folder)):
         raise ValueError(f"{folder} has no catalog yet; give a SOURCE folder or CSV to import.")
-    index, skipped = index_catalog(folder, embedder, factory=args.factory, rebuild=args.rebuild,
+    index, skipped = index_catalog(folder, embedder, rows, factory=args.factory,
+                                   rebuild=args.rebuild, checkpoint_every=args.checkpoint_every,
                                    progress=_progress_bar("embedding"))
     for message in skipped:
         print(f"skipped {message}", file=sys.stderr)
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factory", default=DEFAULT_FACTORY, help="FAISS index factory string (inner product)")
     p.add_argument("--image-column", default="image", help="CSV column holding image paths")
     p.add_argument("--rebuild", action="store_true", help="drop the existing index and embed everything again")
+    p.add_argument("--checkpoint-every", type=int, default=128, help="save the index every N images")
     p.set_defaults(run=cmd_index)
 
     p = commands.add_parser("search", help="find the catalog products most similar to a photo")

@@ -119,11 +119,21 @@ class Index:
             )
         return json.loads(path.read_text())
 
+    def keep_only(self, ids) -> int:
+        """Drop vectors whose id is not in `ids`; returns how many were dropped."""
+        stale = np.setdiff1d(self.ids(), np.fromiter(ids, np.int64))
+        return self._index.remove_ids(stale) if stale.size else 0
+
     @classmethod
     def load(
-        cls, folder: str | Path, embedder: dict | None = None, count: int | None = None
+        cls, folder: str | Path, embedder: dict | None = None, count: int | None = None,
+        keep_ids=None,
     ) -> Index:
-        """Load a saved index; refuse one built by another embedder or holding `count` mismatches."""
+        """Load a saved index; refuse one built by another embedder or not matching `count`.
+
+        `keep_ids` (the catalog's ids) drops vectors whose product row never committed: the
+        indexer saves vectors before it commits their rows, so a kill in between leaves extras.
+        """
         folder = Path(folder)
         rebuild = f"Rebuild it with: python -m numbpie index SOURCE --catalog {folder}"
         meta = cls.read_manifest(folder)
@@ -141,9 +151,12 @@ class Index:
                 f"The index in {folder} was built with embedder {meta['embedder']}, not "
                 f"{embedder}. {rebuild} --embedder {embedder['name']}"
             )
-        if count is not None and count != meta["count"]:
+        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index)
+        if keep_ids is not None:
+            loaded.keep_only(keep_ids)
+        if count is not None and count != len(loaded):
             raise IndexMismatchError(
-                f"The index in {folder} holds {meta['count']} vectors but the catalog has "
+                f"The index in {folder} holds {len(loaded)} vectors but the catalog has "
                 f"{count} products. Finish it with: python -m numbpie index SOURCE --catalog {folder}"
             )
-        return cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index)
+        return loaded

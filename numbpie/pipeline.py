@@ -85,7 +85,8 @@ class Pipeline:
             embedder = Index.read_manifest(folder)["embedder"]["name"]
         if isinstance(embedder, str):
             embedder = embedders.load(embedder)
-        index = Index.load(folder, embedder=embedder.identity, count=len(catalog))
+        ids = catalog.ids()
+        index = Index.load(folder, embedder=embedder.identity, count=len(ids), keep_ids=ids)
         return cls(catalog, index, embedder, detector, editor)
 
     def search(self, source, k: int = 5, *, tags: dict | None = None, model_view: bool = False,
