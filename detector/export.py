@@ -1,0 +1,123 @@
+"""Export a trained SSD to one frozen GraphDef: uint8 image in, boxes/scores/labels after NMS out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from detector.anchors import PRIOR_SCALING
+from detector.graph import META_NODE
+from detector.model import SSDConfig, build_ssd
+
+__all__ = ["export_graph", "freeze", "serving_function"]
+
+
+def _decode(offsets: tf.Tensor, priors: tf.Tensor) -> tf.Tensor:
+    """TF twin of anchors.decode, so NMS runs inside the graph."""
+    scaling = tf.constant(PRIOR_SCALING, tf.float32)
+    centre = priors[:, :2] + offsets[:, :2] * scaling[:2] * priors[:, 2:]
+    size = priors[:, 2:] * tf.exp(tf.minimum(offsets[:, 2:] * scaling[2:], 10.0))
+    return tf.concat([centre - size / 2, centre + size / 2], -1)
+
+
+def serving_function(
+    model: keras.Model,
+    config: SSDConfig,
+    max_detections: int = 20,
+    iou_threshold: float = 0.45,
+    min_score: float = 0.05,
+):
+    """A tf.function: uint8 (H, W, 3) -> {boxes (N, 4) pixels x0y0x1y1, scores (N,), labels (N,)}."""
+    priors = tf.constant(config.priors())
+    size = config.input_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+    def detect(image):
+        shape = tf.cast(tf.shape(image), tf.float32)
+        batch = tf.image.resize(tf.cast(image, tf.float32)[None], [size, size], antialias=True)
+        logits, offsets = model(batch, training=False)
+        scores = tf.nn.softmax(logits[0])[:, 1:]
+        boxes = _decode(offsets[0], priors)
+        result = tf.image.combined_non_max_suppression(
+            boxes[None, :, None, :],
+            scores[None],
+            max_output_size_per_class=max_detections,
+            max_total_size=max_detections,
+            iou_threshold=iou_threshold,
+            score_threshold=min_score,
+            clip_boxes=True,
+        )
+        count = result.valid_detections[0]
+        scale = tf.stack([shape[1], shape[0], shape[1], shape[0]])
+        return {
+            "boxes": tf.identity(result.nmsed_boxes[0, :count] * scale, name="boxes"),
+            "scores": tf.identity(result.nmsed_scores[0, :count], name="scores"),
+            "labels": tf.identity(
+                tf.cast(result.nmsed_classes[0, :count], tf.int32) + 1, name="labels"
+            ),
+        }
+
+    return detect
+
+
+def freeze(
+    model: keras.Model, config: SSDConfig, threshold: float = 0.5, **nms
+) -> tf.compat.v1.GraphDef:
+    """The serving function as a GraphDef with variables folded into constants and a meta node."""
+    concrete = serving_function(model, config, **nms).get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    graph_def = frozen.graph.as_graph_def()
+    # tf.nest flattens a dict in sorted key order, which is the order of frozen.outputs.
+    keys = sorted(concrete.structured_outputs)
+    outputs = {key: tensor.name for key, tensor in zip(keys, frozen.outputs, strict=True)}
+    meta = {
+        "format": "numbpie-ssd/1",
+        "input": frozen.inputs[0].name,
+        "outputs": outputs,
+        "class_names": list(config.class_names),
+        "threshold": threshold,
+        "config": json.loads(config.to_json()),
+    }
+    node = graph_def.node.add()
+    node.name, node.op = META_NODE, "Const"
+    node.attr["dtype"].type = tf.string.as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(json.dumps(meta)))
+    return graph_def
+
+
+def export_graph(model: keras.Model, config: SSDConfig, path: str | Path, **options) -> Path:
+    """Write the frozen detector to `path` (a .pb file) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(freeze(model, config, **options).SerializeToString())
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: export the latest checkpoint of a training run to a frozen .pb."""
+    parser = argparse.ArgumentParser(prog="python -m detector.export", description=main.__doc__)
+    parser.add_argument(
+        "--run", required=True, help="training output folder (has config.json, ckpt/)"
+    )
+    parser.add_argument("--out", required=True, help="where to write the frozen .pb")
+    parser.add_argument("--threshold", type=float, default=0.5, help="default score threshold")
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    config = SSDConfig.from_json((run / "config.json").read_text())
+    model = build_ssd(config)
+    latest = tf.train.latest_checkpoint(str(run / "ckpt"))
+    if latest is None:
+        raise SystemExit(
+            f"No checkpoint in {run / 'ckpt'}; train first with python -m detector.train."
+        )
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    print(export_graph(model, config, args.out, threshold=args.threshold))
+
+
+if __name__ == "__main__":
+    main()
