@@ -21,15 +21,31 @@ class Models:
     notes: list[str] = field(default_factory=list)
 
 
-def _optional(kind: str, loader, notes: list[str], missing: str):
-    """Load the bundled model of `kind` if one is registered and present, else note why not."""
-    if "bundled" not in weights.names(kind):
-        notes.append(missing)
-        return None
+def _first_detector(notes: list[str]):
+    """Our bundled detector if registered, else numbpie's original SSD if downloaded."""
+    import detector
+
+    for name in ("bundled", "numbpie_ssd"):
+        if name not in weights.names("detector"):
+            continue
+        try:
+            weights.resolve("detector", name)  # present? (cheap: TensorFlow loads only after)
+            return detector.load(name)
+        except (FileNotFoundError, ValueError):
+            continue
+    notes.append("No garment detector is installed: the whole photo is searched "
+                 "(crop it by hand under the photo).")
+    return None
+
+
+def _editor(notes: list[str]):
+    """The fashion_gan editors if downloaded; no GAN weights are bundled yet."""
+    import gan
+
     try:
-        return loader("bundled")
-    except (FileNotFoundError, ValueError) as error:
-        notes.append(f"The bundled {kind} could not be loaded: {error}")
+        return gan.load_fashion_gan()
+    except (FileNotFoundError, ValueError):
+        notes.append("No style-editing GAN weights are installed, so style tags are disabled.")
         return None
 
 
@@ -42,18 +58,4 @@ def load_default() -> Models:
             "The image embedder runs with randomly initialised weights (no trained weights are "
             "bundled yet), so only near-identical images rank reliably."
         )
-
-    def load_detector(name):
-        import detector
-
-        return detector.load(name)
-
-    def load_editor(name):
-        import gan
-
-        return gan.load_editor(name)
-
-    found = _optional("detector", load_detector, notes,
-                      "No garment detector is installed: the whole photo is searched (crop it by hand below).")
-    editor = _optional("gan", load_editor, notes, "")
-    return Models(embedder, found, editor, None, [n for n in notes if n])
+    return Models(embedder, _first_detector(notes), _editor(notes), None, notes)

@@ -90,15 +90,20 @@ class Pipeline:
         return cls(catalog, index, embedder, detector, editor)
 
     def search(self, source, k: int = 5, *, tags: dict | None = None, model_view: bool = False,
-               box=None, detect: bool = True, threshold: float | None = None,
-               min_score: float = 0.0, category: str | None = None) -> Result:
-        """Run one query from raw bytes, a path, a file object or a PIL image."""
+               current: dict | None = None, box=None, detect: bool = True,
+               threshold: float | None = None, min_score: float = 0.0,
+               category: str | None = None) -> Result:
+        """Run one query from raw bytes, a path, a file object or a PIL image.
+
+        `tags` restyle the garment before the search; `current` are its present tags (the
+        editor needs them to know what to change; without them it asks its tagger).
+        """
         timings: dict[str, float] = {}
         with _timed(timings, "load"):
             image = source.convert("RGB") if isinstance(source, Image.Image) else images.load(source)
         result = self._locate(image, box, detect, threshold, timings)
         if tags or model_view:
-            result.edit = self.edit(result.crop, tags or {}, model_view, timings)
+            result.edit = self.edit(result.crop, tags or {}, model_view, current, timings)
         with _timed(timings, "embed"):
             vector = self.embedder.embed([result.query])
         result.matches = self._retrieve(vector, k, min_score, category, timings)
@@ -117,13 +122,14 @@ class Pipeline:
             chosen = detectors.crops(image, detections)
         return Result(image, chosen.crop, chosen.box, detections)
 
-    def edit(self, crop: Image.Image, tags: dict, model_view: bool = False, timings=None):
+    def edit(self, crop: Image.Image, tags: dict, model_view: bool = False,
+             current: dict | None = None, timings=None):
         """Apply style tags (and optionally the model view) to a garment crop."""
         tags = validate_tags(tags)
         if self.editor is None:
             raise RuntimeError("No style editor is loaded, so tags cannot be applied.")
         with _timed(timings if timings is not None else {}, "edit"):
-            return self.editor.edit(crop, tags, model_view=model_view)
+            return self.editor.edit(crop, tags, model_view=model_view, current=current)
 
     def _retrieve(self, vector, k, min_score, category, timings) -> list[Match]:
         # A category filter searches deeper, then keeps the first k that pass.

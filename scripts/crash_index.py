@@ -3,7 +3,7 @@
 After every kill: the index loads, holds exactly the catalog's products, and has no duplicates.
 At the end a clean rerun must index every source image exactly once.
 
-    python scripts/crash_index.py --kills 20 --images 200
+    python scripts/crash_index.py --kills 20 --images 600
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +61,20 @@ def check(catalog_dir: Path) -> tuple[int, str | None]:
     return len(ids), None
 
 
+def wait_until_embedding(process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Block until the indexer's progress bar appears on stderr (or it exits / times out)."""
+    seen = threading.Event()
+
+    def read() -> None:
+        for chunk in iter(lambda: process.stderr.read1(256), b""):
+            if b"embedding" in chunk:
+                seen.set()
+        seen.set()  # stderr closed: the process ended
+
+    threading.Thread(target=read, daemon=True).start()
+    seen.wait(timeout)
+
+
 def index_command(source: Path, catalog_dir: Path) -> list[str]:
     return [sys.executable, "-m", "numbpie", "index", str(source), "--catalog", str(catalog_dir),
             "--embedder", "random", "--checkpoint-every", "8"]
@@ -74,8 +89,9 @@ def run(kills: int, count: int, seed: int, workdir: Path, log=print) -> dict:
     problems, progress = [], []
     for n in range(kills):
         process = subprocess.Popen(index_command(source, catalog_dir), env=env, cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 8.0))
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_until_embedding(process)  # start-up (imports) takes seconds; kill during the work
+        time.sleep(rng.uniform(0.0, 1.5))
         process.send_signal(signal.SIGKILL)
         process.wait()
         products, problem = check(catalog_dir)
@@ -96,7 +112,7 @@ def run(kills: int, count: int, seed: int, workdir: Path, log=print) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20, help="how many times to SIGKILL the indexer")
-    parser.add_argument("--images", type=int, default=200, help="source images to index")
+    parser.add_argument("--images", type=int, default=600, help="source images to index")
     parser.add_argument("--seed", type=int, default=0, help="seed for the kill times")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:

@@ -3,8 +3,8 @@ import io
 import pytest
 from PIL import Image
 
-from numbpie.indexer import index_catalog, open_catalog
 from numbpie.catalog import import_folder
+from numbpie.indexer import index_catalog, open_catalog
 from numbpie.pipeline import Pipeline, crop_box
 
 
@@ -71,3 +71,20 @@ def test_an_unfinished_index_is_refused_with_a_hint(tmp_path, image_tree, random
     catalog.add(image_tree / "top" / "extra.jpg", "extra")
     with pytest.raises(ValueError, match="Finish it with"):
         Pipeline.open(folder, embedder=random_embedder)
+
+
+def test_a_tag_edit_searches_with_the_edited_garment(pipeline, image_tree):
+    from tests.test_gan_editor import tiny_editor
+
+    pipeline.editor = tiny_editor()
+    path = image_tree / "top" / "item_01.jpg"
+    result = pipeline.search(path, tags={"sleeve_length": "long", "pattern": "floral"},
+                             current={"category": "top", "sleeve_length": "short", "fit": "normal",
+                                      "neckline": "round", "pattern": "solid"})
+    assert [name for name, _ in result.edit.steps] == ["crop", "shape", "pattern"]
+    assert result.query is result.edit.image and result.query.size == result.crop.size
+    assert "edit" in result.timings
+    edited_vector = pipeline.embedder.embed([result.query])
+    scores, ids = pipeline.index.search(edited_vector, 5)
+    assert [m.product.id for m in result.matches] == ids[0].tolist()
+    assert result.matches[0].score < 0.9999  # no longer the exact catalog image

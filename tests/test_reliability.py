@@ -73,3 +73,25 @@ def test_extreme_image_shapes_search_without_crashing(tmp_path, image_tree, rand
 
     result = Pipeline.open(folder, embedder=random_embedder).search(Image.new("L", size, 128))
     assert len(result.matches) == 5
+
+
+def test_eight_threads_editing_and_searching_match_serial_results(tmp_path, image_tree, random_embedder):
+    from tests.test_gan_editor import tiny_editor
+
+    folder = tmp_path / "c"
+    import_folder(open_catalog(folder), image_tree)
+    index_catalog(folder, random_embedder)
+    pipeline = Pipeline.open(folder, embedder=random_embedder, editor=tiny_editor())
+    current = {"category": "top", "sleeve_length": "short", "fit": "normal", "neckline": "round",
+               "pattern": "solid"}
+    jobs = [(path, tags) for path in sorted(image_tree.rglob("*.jpg"))[:6]
+            for tags in ({"sleeve_length": "long"}, {"pattern": "floral"}, {})]
+
+    def run(job):
+        path, tags = job
+        result = pipeline.search(path, k=3, tags=tags, current=current)
+        return [(m.product.id, round(m.score, 5)) for m in result.matches]
+
+    serial = [run(job) for job in jobs]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(run, jobs)) == serial
