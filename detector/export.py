@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-import keras
-import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from detector._tf import keras, tf
 from detector.anchors import PRIOR_SCALING
 from detector.graph import META_NODE
 from detector.model import SSDConfig, build_ssd

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from detector import original
+from detector._tf import tf
 from detector.detection import Detection
 from numbpie import weights
 

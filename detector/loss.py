@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from detector._tf import tf
 
 __all__ = ["smooth_l1", "ssd_loss"]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-import keras
 import numpy as np
-from keras import layers
 
+from detector._tf import keras
 from detector.anchors import FeatureMap, default_boxes
 from numbpie.attributes import CATEGORIES
+
+layers = keras.layers
 
 __all__ = ["SSDConfig", "build_ssd"]
 

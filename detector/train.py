@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
+from detector._tf import tf
 from detector.dataset import batches, load_coco, resolve_annotations
 from detector.export import export_graph
 from detector.loss import ssd_loss

@@ -102,26 +102,33 @@ def cmd_train_embedder(args) -> int:
     return train_embedder.main(args)
 
 
+def _print_metrics(metrics: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    for key, value in metrics.items():
+        print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+
+
 def cmd_eval(args) -> int:
+    if args.what == "detector":
+        import detector
+        from detector.evaluate import evaluate
+
+        _print_metrics(evaluate(detector.load(args.detector), args.data, split=args.split), args.json)
+        return 0
     from numbpie import embedder as embedders
     from numbpie import evaluate
 
-    if args.what != "retrieval":
-        raise ValueError(f"Unknown evaluation {args.what!r}.")
-    detector = None
+    found = None
     if args.crop == "detector":
-        import detector as detectors
+        import detector
 
-        detector = detectors.load(args.detector)
+        found = detector.load(args.detector)
     model = embedders.load(args.embedder)
     metrics = evaluate.evaluate_retrieval(args.data, model, crop=args.crop, split=args.split,
-                                          detector=detector)
-    metrics["embedder"] = model.name
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        for key, value in metrics.items():
-            print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+                                          detector=found)
+    _print_metrics({**metrics, "embedder": model.name}, args.json)
     return 0
 
 
@@ -162,12 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_embedder)
 
     p = commands.add_parser("eval", help="measure quality on held-out synthetic data")
-    p.add_argument("what", choices=["retrieval"], help="what to evaluate")
+    p.add_argument("what", choices=["retrieval", "detector"],
+                   help="retrieval: street-to-shop recall@k/mAP; detector: mAP@0.5 and mean IoU")
     p.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
     p.add_argument("--embedder", default=None, help="embedder name or path (default: bundled if present)")
     p.add_argument("--crop", choices=["gt", "detector", "none"], default="gt",
                    help="how street queries are cropped: ground-truth box, detector, or whole photo")
-    p.add_argument("--detector", default="bundled", help="detector for --crop detector")
+    p.add_argument("--detector", default="bundled", help="detector name or path (eval detector, --crop detector)")
     p.add_argument("--split", default="test", help="which split's products to evaluate on")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)

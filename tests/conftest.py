@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torchvision  # noqa: F401  (before any TensorFlow import: see detector/_tf.py)
 from PIL import Image, ImageDraw
 
 

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 import detector
+from detector._tf import tf
 from detector.anchors import decode, nms
 from detector.export import export_graph
 from detector.model import SSDConfig, build_ssd
@@ -180,3 +180,20 @@ def test_original_graph_decodes_a_planted_anchor(tmp_path):
         sum(m.size**2 * m.num_anchors for m in FEATURE_MAPS[:block]) + (row * 10 + col) * 4 + anchor
     )
     np.testing.assert_allclose(priors()[first, 2:], [side, side], rtol=1e-5)
+
+
+def test_numbpie_eval_detector_prints_map_and_iou_as_json(small_model, tmp_path, capsys):
+    import json
+
+    from numbpie.cli import main
+    from numbpie.synth import write_dataset
+
+    write_dataset(tmp_path / "data", products=10, street_per_product=1, seed=3, progress=False)
+    path = tmp_path / "detector.pb"
+    export_graph(small_model, SMALL, path, min_score=0.05, threshold=0.3)
+    capsys.readouterr()
+    assert main(["eval", "detector", "--data", str(tmp_path / "data"), "--detector", str(path),
+                 "--split", "train", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) >= {"map50", "mean_iou"} and 0 <= metrics["map50"] <= 1
+    assert metrics["images"] > 0

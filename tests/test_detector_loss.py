@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from detector._tf import tf
 from detector.loss import smooth_l1, ssd_loss
 
 

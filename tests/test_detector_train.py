@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 import detector
+from detector._tf import tf
 from detector.dataset import augment, load_coco, targets
 from detector.evaluate import evaluate
 from detector.graph import read_graph_def
