@@ -8,12 +8,15 @@ from pathlib import Path
 import streamlit as st
 
 from numbpie import demo, images, models
-from numbpie.attributes import ATTRIBUTES, CATEGORIES, SHAPE_ATTRIBUTES
+from numbpie.attributes import ATTRIBUTES, CATEGORIES, SHAPE_ATTRIBUTES, applies_to
 from numbpie.pipeline import Pipeline
-from numbpie.visual import draw_boxes
+from numbpie.visual import detection_labels, draw_boxes, tag_index
 
 STAGES = {"render": "Rendering the synthetic demo catalog", "embed": "Embedding and indexing it"}
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp"]
+UPLOAD_MAX_BYTES = 20_000_000
+EDIT_ATTRIBUTES = (*SHAPE_ATTRIBUTES, "pattern")
+EDIT_STEPS = "crop → shape → pattern → model view"
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Settings:
 
 @st.cache_resource(show_spinner="Loading models…")
 def load_models() -> models.Models:
-    """Embedder, detector and editor, shared by every session (each is thread-safe)."""
+    """Embedder, detector, editor and tagger, shared by every session (each is thread-safe)."""
     return models.load_default()
 
 
@@ -55,30 +58,36 @@ def demo_catalog_ui() -> Path:
 def sidebar_ui(has_detector: bool) -> Settings:
     with st.sidebar:
         st.header("Settings")
-        source = st.radio("Catalog", ["Demo catalog (synthetic)", "A folder built with `numbpie index`"])
+        source = st.radio("Catalog", ["Demo catalog (synthetic)", "A folder built with `numbpie index`"],
+                          key="catalog_source")
         folder = None
         if source.startswith("A folder"):
-            typed = st.text_input("Catalog folder", placeholder="catalogs/my-shop")
-            folder = Path(typed) if typed else None
+            typed = st.text_input("Catalog folder", placeholder="catalogs/my-shop", key="catalog_folder",
+                                  help="Build one with: python -m numbpie index SOURCE --catalog FOLDER")
+            folder = Path(typed).expanduser() if typed.strip() else None
         use_detector = st.toggle("Detect the garment", value=has_detector, disabled=not has_detector,
                                  help=None if has_detector else "No detector weights are installed.")
         threshold = st.slider("Detector threshold", 0.05, 0.95, 0.4, 0.05, disabled=not use_detector)
         k = st.slider("Results (k)", 1, 20, 5)
         min_score = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01)
         category = st.selectbox("Category", ["all", *CATEGORIES])
-    return Settings(folder, use_detector, threshold, k, min_score, None if category == "all" else category)
+    return Settings(folder, use_detector and has_detector, threshold, k, min_score,
+                    None if category == "all" else category)
 
 
 def set_query(name: str, data: bytes) -> None:
     st.session_state.query = (name, data)
-    st.session_state.pop("box", None)
+    # A new garment starts with its own crop, choice and tags.
+    tag_keys = [key for key in st.session_state if str(key).startswith("tag-")]
+    for key in ["manual_crop", "garment", "crop_x", "crop_y", *tag_keys]:
+        st.session_state.pop(key, None)
 
 
 def query_ui(examples: list[Path]) -> tuple[str, bytes] | None:
     """Upload, camera or example gallery; the chosen query persists in session state."""
     upload_tab, camera_tab, example_tab = st.tabs(["Upload a photo", "Camera", "Examples"])
     with upload_tab:
-        upload = st.file_uploader("Photo of a garment", type=UPLOAD_TYPES, key="upload")
+        upload = st.file_uploader("Photo of a garment (JPG, PNG or WEBP)", type=UPLOAD_TYPES, key="upload")
         if upload is not None and st.session_state.get("query_source") != upload.file_id:
             st.session_state.query_source = upload.file_id
             set_query(upload.name, upload.getvalue())
@@ -88,6 +97,8 @@ def query_ui(examples: list[Path]) -> tuple[str, bytes] | None:
             st.session_state.query_source = shot.file_id
             set_query("camera photo", shot.getvalue())
     with example_tab:
+        if not examples:
+            st.caption("Examples come with the demo catalog.")
         columns = st.columns(4)
         for n, path in enumerate(examples):
             with columns[n % 4]:
@@ -95,6 +106,24 @@ def query_ui(examples: list[Path]) -> tuple[str, bytes] | None:
                 st.button("Use this", key=f"example-{n}", on_click=set_query,
                           args=(path.name, path.read_bytes()))
     return st.session_state.get("query")
+
+
+def photo_ui(name: str, data: bytes):
+    """The query decoded, or None after one `st.error` sentence."""
+    try:
+        return images.load(data, max_bytes=UPLOAD_MAX_BYTES)
+    except images.ImageError as error:
+        st.error(f"{name} cannot be used: {error}")
+        return None
+
+
+def garment_ui(detections) -> int:
+    """Which detected garment to search for (0 = the best one)."""
+    if len(detections) < 2:
+        return 0
+    labels = detection_labels(detections)
+    choice = st.radio("Several garments found: search for", labels, horizontal=True, key="garment")
+    return labels.index(choice) if choice in labels else 0
 
 
 def crop_ui(size: tuple[int, int]) -> tuple[int, int, int, int] | None:
@@ -107,64 +136,105 @@ def crop_ui(size: tuple[int, int]) -> tuple[int, int, int, int] | None:
         return x0, y0, x1, y1
 
 
-def results_ui(matches, key: str) -> None:
+def results_ui(matches, key: str, columns: int = 5) -> None:
     """Result cards: image, title, attributes, score, and 'Search with this'."""
     if not matches:
         st.warning("No product passes the filters; lower the minimum score or widen the category.")
         return
-    columns = st.columns(min(5, len(matches)))
-    for n, match in enumerate(matches):
-        product = match.product
-        with columns[n % len(columns)], st.container(border=True):
-            st.image(product.image, width="stretch")
-            st.markdown(f"**{product.title}**")
-            st.caption(" · ".join(str(v) for v in product.attributes.values()) or product.category)
-            st.metric("score", f"{match.score:.3f}", label_visibility="collapsed")
-            st.button("Search with this", key=f"{key}-{product.id}", on_click=set_query,
-                      args=(Path(product.image).name, Path(product.image).read_bytes()))
+    for start in range(0, len(matches), columns):
+        row = st.columns(columns)
+        for column, match in zip(row, matches[start:start + columns], strict=False):
+            product = match.product
+            with column, st.container(border=True):
+                st.image(product.image, width="stretch")
+                st.markdown(f"**{product.title}**")
+                st.caption(" · ".join(str(v) for v in product.attributes.values()) or product.category)
+                st.metric("score", f"{match.score:.3f}", label_visibility="collapsed")
+                st.button("Search with this", key=f"{key}-{product.id}", on_click=set_query,
+                          args=(Path(product.image).name, Path(product.image).read_bytes()))
 
 
-def tags_ui(category: str) -> tuple[dict, bool]:
-    """Style controls; returns the requested tags and whether to render the model view."""
-    names = [a for a in SHAPE_ATTRIBUTES if a != "length" or category == "dress"] + ["pattern"]
+def tags_ui(category: str, current: dict) -> tuple[dict, bool]:
+    """Style controls, pre-set to the garment's `current` tags; returns changed tags and the model view."""
+    names = [a for a in EDIT_ATTRIBUTES if applies_to(a, category)]
     columns = st.columns(len(names) + 1)
     tags = {}
     for column, name in zip(columns, names, strict=False):
-        choice = column.selectbox(name.replace("_", " "), ["keep", *ATTRIBUTES[name]], key=f"tag-{name}")
-        if choice != "keep":
+        options = ["keep", *ATTRIBUTES[name]]
+        choice = column.selectbox(name.replace("_", " "), options, index=tag_index(options, current.get(name)),
+                                  key=f"tag-{name}")
+        if choice != "keep" and choice != current.get(name):
             tags[name] = choice
-    model_view = columns[-1].checkbox("model view", key="tag-model")
+    model_view = columns[-1].checkbox("model view", key="tag-model", help="Show the garment worn by a model.")
     return tags, model_view
 
 
-def edit_ui(pipeline: Pipeline, query: bytes, settings: Settings, box, base) -> None:
+def current_tags_ui(crop) -> dict:
+    """The garment's tags from the tagger, if one is installed (else nothing is pre-selected)."""
+    tagger = load_models().tagger
+    if tagger is None:
+        st.caption("No attribute tagger is installed, so every control starts at “keep”.")
+        return {}
+    tag = getattr(tagger, "tag", tagger)
+    found = dict(tag(crop))
+    st.caption("Detected: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in found.items()))
+    return found
+
+
+def edit_ui(pipeline: Pipeline, photo, settings: Settings, box, base) -> None:
     st.subheader("Redesign it")
     if pipeline.editor is None:
-        st.info("Style editing needs the GAN editor weights, which are not installed in this build.")
+        st.info("Style editing needs the GAN editor weights (StarGAN, CycleGAN, pix2pix), which are not "
+                "installed in this build; searching still works.")
         return
-    tags, model_view = tags_ui(settings.category or "dress")
-    if not st.button("Generate & search", type="primary", disabled=not (tags or model_view)):
+    current = current_tags_ui(base.crop)
+    category = current.get("category") or settings.category or "dress"
+    tags, model_view = tags_ui(category, current)
+    if not st.button("Generate & search", type="primary", disabled=not (tags or model_view), key="generate"):
         return
-    edited = pipeline.search(query, settings.k, tags=tags, model_view=model_view, box=box,
-                             detect=settings.use_detector, threshold=settings.threshold,
-                             min_score=settings.min_score, category=settings.category)
-    steps = st.columns(len(edited.edit.steps))
-    for column, (name, picture) in zip(steps, edited.edit.steps, strict=True):
+    try:
+        edited = pipeline.search(photo, settings.k, tags=tags, model_view=model_view, box=base.box,
+                                 detect=settings.use_detector, threshold=settings.threshold,
+                                 min_score=settings.min_score, category=settings.category)
+    except (ValueError, RuntimeError) as error:
+        st.error(f"This edit cannot be made: {error}")
+        return
+    st.caption(f"GAN steps ({EDIT_STEPS}):")
+    steps = st.columns(max(4, len(edited.edit.steps)))
+    for column, (name, picture) in zip(steps, edited.edit.steps, strict=False):
         column.image(picture, caption=name, width="stretch")
     before, after = st.columns(2)
     with before:
-        st.markdown("**Before**")
-        results_ui(base.matches, "before")
+        st.markdown("**Original top 5**")
+        results_ui(base.matches[:5], "before", columns=3)
     with after:
-        st.markdown("**After the edit**")
-        results_ui(edited.matches, "after")
-    timings_ui(edited.timings)
+        st.markdown("**After the edit: top 5**")
+        results_ui(edited.matches[:5], "after", columns=3)
+    timings_ui(edited.timings, "Time per step (edit + search)")
 
 
-def timings_ui(timings: dict[str, float]) -> None:
+def timings_ui(timings: dict[str, float], title: str = "Time per step") -> None:
     with st.sidebar:
-        st.subheader("Time per step")
-        st.table({"step": list(timings), "ms": [round(t * 1000, 1) for t in timings.values()]})
+        st.subheader(title)
+        total = sum(timings.values())
+        st.table({"step": [*timings, "total"], "ms": [round(t * 1000, 1) for t in [*timings.values(), total]]})
+
+
+def search_ui(pipeline: Pipeline, photo, settings: Settings, box):
+    """The query's Result, with the user's garment choice applied; None after one error sentence."""
+    query = dict(detect=settings.use_detector, threshold=settings.threshold,
+                 min_score=settings.min_score, category=settings.category)
+    try:
+        result = pipeline.search(photo, settings.k, box=box, **query)
+        chosen = garment_ui(result.detections) if box is None else 0
+        if chosen:
+            detections = result.detections
+            result = pipeline.search(photo, settings.k, box=detections[chosen].box, **query)
+            result.detections = detections
+    except ValueError as error:
+        st.error(str(error))
+        return None
+    return result
 
 
 def main() -> None:
@@ -186,25 +256,23 @@ def main() -> None:
         st.info("Upload a photo, take one, or pick an example to start.")
         return
     name, data = chosen
-    try:
-        photo = images.load(data)
-    except images.ImageError as error:
-        st.error(f"{name}: {error}")
+    photo = photo_ui(name, data)
+    if photo is None:
         return
     box = crop_ui(photo.size)
-    result = pipeline.search(photo, settings.k, box=box, detect=settings.use_detector,
-                             threshold=settings.threshold, min_score=settings.min_score,
-                             category=settings.category)
+    result = search_ui(pipeline, photo, settings, box)
+    if result is None:
+        return
     left, right = st.columns([1, 3])
     with left:
-        shown = [d.box for d in result.detections] or ([result.box] if result.box else [])
-        st.image(draw_boxes(photo, shown), caption=name, width="stretch")
+        boxes = [d.box for d in result.detections] or ([result.box] if result.box else [])
+        st.image(draw_boxes(photo, boxes, detection_labels(result.detections)), caption=name, width="stretch")
         st.image(result.crop, caption="searched for", width=160)
     with right:
         st.subheader(f"Top {settings.k} similar products")
         results_ui(result.matches, "result")
     timings_ui(result.timings)
-    edit_ui(pipeline, photo, settings, box, result)
+    edit_ui(pipeline, photo, settings, result.box, result)
 
 
 main()

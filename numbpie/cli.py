@@ -102,6 +102,12 @@ def cmd_train_embedder(args) -> int:
     return train_embedder.main(args)
 
 
+def cmd_train_tagger(args) -> int:
+    from numbpie import train_tagger
+
+    return train_tagger.main(args)
+
+
 def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(metrics))
@@ -167,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train-embedder", help="train the retrieval embedder on a synth dataset")
     train_embedder_arguments(p)
     p.set_defaults(run=cmd_train_embedder)
+
+    from numbpie.train_tagger import add_arguments as train_tagger_arguments
+
+    p = commands.add_parser("train-tagger", help="train the attribute tagger on a synth dataset")
+    train_tagger_arguments(p)
+    p.set_defaults(run=cmd_train_tagger)
 
     p = commands.add_parser("eval", help="measure quality on held-out synthetic data")
     p.add_argument("what", choices=["retrieval", "detector"],

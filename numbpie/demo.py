@@ -56,14 +56,12 @@ def ensure_demo(
     recipe = {"products": products, "street_per_product": 1, "seed": DEMO_SEED}
     previous = folder / _DONE
     if not previous.exists() or json.loads(previous.read_text()).get("recipe") != recipe:
-        if progress:
-            progress("render", 0, products)
         shutil.rmtree(folder, ignore_errors=True)  # a demo of another recipe: start clean
+        # One process: the app's own module must not be re-run by spawned workers (~0.1 s a product).
+        rendered = (lambda done, total: progress("render", done, total)) if progress else False
         write_dataset(folder, products=products, street_per_product=1, seed=DEMO_SEED,
-                      progress=False, workers=os.cpu_count() or 1)
+                      progress=rendered, workers=1)
         previous.write_text(json.dumps({"recipe": recipe, "complete": False}))
-        if progress:
-            progress("render", products, products)
     stage = (lambda done, total: progress("embed", done, total)) if progress else None
     rebuild = (folder / "index.json").exists() and \
         Index.read_manifest(folder)["embedder"] != embedder.identity

@@ -62,6 +62,14 @@ _OTHER_SIGNATURES = (
     (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
 )
 
+_SUPPORTED_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+
 
 class ImageError(ValueError):
     """An input that is not a usable JPEG, PNG, WEBP, BMP or GIF image."""
@@ -107,7 +115,8 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
     """PIL's part of `decode`, run with warnings captured."""
-    what = "image"
+    kind = _supported_format(data)
+    what = f"{kind} image" if kind else "image"
     try:
         with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
             what = f"{image.format} image"
@@ -118,6 +127,8 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     except (ImageError, MemoryError):
         raise
     except Image.UnidentifiedImageError:
+        if kind:  # the signature is right, the rest is not
+            raise ImageError(f"The {kind} image is truncated or corrupt (its header cannot be read).") from None
         raise ImageError(f"The data is not a supported image; use one of {_SUPPORTED_TEXT}.") from None
     except Image.DecompressionBombError:
         raise ImageError(f"The {what} has more than the {max_pixels:,}-pixel limit.") from None
@@ -257,6 +268,13 @@ def _upright(image: Image.Image, orientation: int) -> Image.Image:
     upright = image.transpose(method) if method is not None else image
     upright.info = {}
     return upright
+
+
+def _supported_format(data: bytes) -> str | None:
+    """The supported format whose signature `data` starts with, if any."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for signature, name in _SUPPORTED_SIGNATURES if data.startswith(signature)), None)
 
 
 def _other_format(data: bytes) -> str | None:

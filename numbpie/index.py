@@ -10,9 +10,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-__all__ = ["DEFAULT_FACTORY", "Index", "IndexMismatchError", "normalize"]
+__all__ = ["DEFAULT_FACTORY", "SEARCH_DEFAULTS", "Index", "IndexMismatchError", "normalize"]
 
 DEFAULT_FACTORY = "IDMap2,Flat"
+# Search-time settings for approximate factories, from the recall/latency curves in
+# docs/benchmarks.md; FAISS's own defaults (efSearch 16, nprobe 1) lose recall@5 on 2048-d.
+SEARCH_DEFAULTS = {"HNSW": "efSearch=64", "IVF": "nprobe=16", "Refine": "k_factor_rf=8"}
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
 
@@ -65,6 +68,9 @@ class Index:
             index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as error:
             raise ValueError(f"Bad FAISS factory string {factory!r}: {error}") from None
+        params = ",".join(v for key, v in SEARCH_DEFAULTS.items() if key in factory)
+        if params:  # saved with the index, so a loaded index searches the same way
+            faiss.ParameterSpace().set_index_parameters(index, params)
         # IDMap2 maps FAISS's sequential ids to catalog ids and can reconstruct by id.
         return index if isinstance(index, faiss.IndexIDMap2) else faiss.IndexIDMap2(index)
 

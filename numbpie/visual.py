@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-__all__ = ["contact_sheet", "draw_boxes"]
+__all__ = ["contact_sheet", "detection_labels", "draw_boxes", "tag_index"]
 
 BOX_COLOURS = ((230, 57, 70), (29, 120, 230), (42, 157, 90), (244, 162, 97))
 
@@ -39,3 +39,13 @@ def contact_sheet(images: Sequence[Image.Image], columns: int, cell: int = 128, 
         y = pad + (n // columns) * (cell + pad) + (cell - thumb.height) // 2
         sheet.paste(thumb, (x, y))
     return sheet
+
+
+def detection_labels(detections: Sequence) -> list[str]:
+    """One short, distinct label per detection: '1 dress 0.87', '2 top 0.55', ..."""
+    return [f"{n} {d.label} {d.score:.2f}" for n, d in enumerate(detections, start=1)]
+
+
+def tag_index(options: Sequence[str], value: str | None) -> int:
+    """Position of `value` in `options`, or 0 (the 'keep' choice) when it is absent."""
+    return list(options).index(value) if value in options else 0

@@ -55,21 +55,42 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return (ImageError,)
 
 
+def pipeline_target() -> Callable[[bytes], object]:
+    """The whole query path, `Pipeline.search(bytes)`, over a small generated catalog."""
+    import tempfile
+
+    from PIL import Image, ImageDraw
+
+    from numbpie import embedder
+    from numbpie.catalog import folder_rows
+    from numbpie.indexer import index_catalog
+    from numbpie.pipeline import Pipeline
+
+    folder = Path(tempfile.mkdtemp(prefix="numbpie-fuzz-"))
+    for n in range(6):
+        image = Image.new("RGB", (64, 80), (40 * n, 200 - 30 * n, 120))
+        ImageDraw.Draw(image).ellipse((8, 8, 40 + 3 * n, 60), fill=(255, 255 - 40 * n, 0))
+        (folder / "src" / "top").mkdir(parents=True, exist_ok=True)
+        image.save(folder / "src" / "top" / f"{n}.png")
+    model = embedder.load("random")
+    index_catalog(folder / "catalog", model, rows=folder_rows(folder / "src"))
+    pipeline = Pipeline.open(folder / "catalog", embedder=model)
+
+    def run(data: bytes) -> None:
+        matches = pipeline.search(data, k=3).matches
+        if len(matches) != 3 or not all(-1.0001 <= m.score <= 1.0001 for m in matches):
+            raise AssertionError(f"search returned {matches}")
+
+    return run
+
+
+# A target is a zero-argument factory, called once in each worker (after the memory limit is
+# set), that returns a function taking the input bytes.
 TARGETS: dict[str, Callable[[], Callable[[bytes], object]]] = {
     "images": images_target,
-    # ---- REGISTRATION POINT: add more targets here. ---------------------------------------
-    # A target is a zero-argument factory, called once in each worker (after the memory limit
-    # is set), that returns a function taking the input bytes. For the whole pipeline:
-    #
-    #     def pipeline_target():
-    #         from numbpie.pipeline import Pipeline
-    #         pipeline = Pipeline.open(...)          # build once per worker
-    #         return lambda data: pipeline.search(data)
-    #
-    #     TARGETS["pipeline"] = pipeline_target      # or add "pipeline": pipeline_target here
-    #
-    # A torch-based target reserves a lot of address space at import; raise --memory-mb or
-    # measure with --memory-mb 0 (no limit) and read the peak RSS line.
+    # torch reserves far more address space than it uses: run this one with --memory-mb 0
+    # and read the peak RSS line.
+    "pipeline": pipeline_target,
 }
 
 

@@ -232,6 +232,15 @@ def test_truncated_images(fmt):
         load(data[: len(data) // 2])
 
 
+@pytest.mark.parametrize("header, kind", [
+    (b"\x89PNG\r\n\x1a\n not really", "PNG"), (b"GIF89a!!", "GIF"),
+    (b"RIFF\x10\x00\x00\x00WEBPVP8 junk", "WEBP"), (b"\xff\xd8\xff", "JPEG"),
+])
+def test_a_right_signature_with_nothing_usable_after_it_is_corrupt(header, kind):
+    with pytest.raises(ImageError, match=f"{kind} image is truncated or corrupt"):
+        load(header)
+
+
 def test_random_garbage():
     with pytest.raises(ImageError, match="not a supported image"):
         load(random.Random(1).randbytes(4096))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -138,12 +139,14 @@ def write_dataset(
     products: int,
     street_per_product: int,
     seed: int,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     workers: int = 1,
 ) -> dict:
     """Write `products` garments (ids 1..N) with `street_per_product` street photos each under `out`.
 
-    The files depend only on (products, street_per_product, seed), never on `workers`.
+    `progress` is True for a progress bar, or a function called with (done, total) after each
+    product. The files depend only on (products, street_per_product, seed), never on `workers`.
+    `workers` > 1 renders in spawned processes: call it from a script's `__main__` guard only.
     """
     from tqdm import tqdm
 
@@ -164,10 +167,12 @@ def write_dataset(
         ]
         jobs.append((out, seed, pid, seeds[pid], street))
     rendered = {}
-    with tqdm(total=products, desc="synth", unit="product", disable=not progress) as bar:
+    with tqdm(total=products, desc="synth", unit="product", disable=progress is not True) as bar:
         for pid, photos in zip(specs, _map(_render_one, jobs, workers), strict=True):
             rendered[pid] = photos
             bar.update(1)
+            if callable(progress):
+                progress(len(rendered), products)
     coco = _coco(rendered, specs, split_of, STREET_SIZE)
     _json(out / "street.json", coco)
     _json(out / "splits.json", splits)

@@ -1,0 +1,150 @@
+"""Train the attribute tagger on a synth dataset: product shots, model shots and street crops.
+
+Cross-entropy per attribute (length only for dresses), AdamW with a cosine schedule.
+Resumable: the checkpoint folder holds the weights, the optimiser state and the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from numbpie import images
+from numbpie.catalog import Catalog
+from numbpie.embedder import to_batch
+from numbpie.evaluate import crop_with_margin, street_queries
+from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets
+from numbpie.train_embedder import augment, lr_factor
+
+__all__ = ["Options", "add_arguments", "export", "labelled_views", "main", "train"]
+
+
+@dataclass
+class Options:
+    data: str
+    out: str = "runs/tagger"
+    batch_size: int = 64
+    steps: int = 1500
+    lr: float = 3e-3
+    checkpoint_every: int = 100
+    seed: int = 0
+    threads: int = 2
+
+
+def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list[Image.Image], list[dict]]:
+    """Every view of the split's products (shrunk to ~1.25x `size`) with its attribute labels."""
+    ids = set(json.loads((Path(data) / "splits.json").read_text())[split])
+    views, labels = [], []
+    tags = {}
+
+    def keep(picture: Image.Image, label: dict) -> None:
+        picture.thumbnail((round(size * 1.25), round(size * 1.25)), Image.BILINEAR)
+        views.append(picture)
+        labels.append(label)
+
+    for product in Catalog(Path(data) / "catalog.sqlite"):
+        if product.id in ids:
+            tags[product.id] = {"category": product.category, **product.attributes}
+            keep(images.load(product.image), tags[product.id])
+            if product.metadata.get("model"):
+                keep(images.load(Path(data) / product.metadata["model"]), tags[product.id])
+    for pid, path, box in street_queries(Path(data), ids):
+        keep(crop_with_margin(images.load(path), box, margin=0.1), tags[pid])
+    return views, labels
+
+
+def tagger_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over attributes of the cross-entropy, ignoring attributes that do not apply."""
+    total = 0.0
+    for name, logits in outputs.items():
+        if (targets[name] != IGNORE).any():
+            total = total + F.cross_entropy(logits, targets[name], ignore_index=IGNORE)
+    return total
+
+
+def _save(model, optimizer, step: int, options: Options) -> None:
+    folder = Path(options.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), folder / "state.safetensors.tmp")
+    torch.save({"optimizer": optimizer.state_dict()}, folder / "optimizer.pt.tmp")
+    (folder / "state.safetensors.tmp").replace(folder / "state.safetensors")
+    (folder / "optimizer.pt.tmp").replace(folder / "optimizer.pt")
+    (folder / "progress.json").write_text(json.dumps({"step": step, "options": asdict(options)}))
+
+
+def _resume(model, optimizer, folder: Path) -> int:
+    if not (folder / "progress.json").exists():
+        return 0
+    model.load_state_dict(load_file(folder / "state.safetensors"))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True)["optimizer"])
+    return json.loads((folder / "progress.json").read_text())["step"]
+
+
+def train(options: Options, log=print) -> Tagger:
+    """Run (or resume) training to `options.steps`, then log validation accuracy per attribute."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)
+    views, labels = labelled_views(Path(options.data), "train")
+    model = TaggerNet().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
+    step = _resume(model, optimizer, Path(options.out))
+    if step:
+        log(f"resumed at step {step}")
+    rng = random.Random(options.seed + step)
+    bar = tqdm(total=options.steps, initial=step, desc="train tagger", unit="step")
+    while step < options.steps:
+        picks = rng.sample(range(len(views)), min(options.batch_size, len(views)))
+        batch = to_batch([augment(views[i], rng) for i in picks], INPUT_SIZE, MEAN, STD)
+        loss = tagger_loss(model(torch.from_numpy(batch)), label_targets([labels[i] for i in picks]))
+        for group in optimizer.param_groups:
+            group["lr"] = options.lr * lr_factor(step, options.steps)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            _save(model, optimizer, step, options)
+            log(f"{time.strftime('%H:%M:%S')} step {step} loss {loss.item():.4f}")
+    bar.close()
+    tagger = Tagger(model)
+    val_views, val_labels = labelled_views(Path(options.data), "val")
+    log("val accuracy " + json.dumps({k: round(v, 4) for k, v in accuracy(tagger, val_views, val_labels).items()}))
+    return tagger
+
+
+def export(checkpoint: Path, out: Path) -> Path:
+    """Write a checkpoint's weights as fp16 safetensors (what `tagger.load` reads)."""
+    state = load_file(Path(checkpoint) / "state.safetensors")
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}, out)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Options(data="")
+    parser.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
+    for name in ("out", "batch_size", "steps", "lr", "checkpoint_every", "seed", "threads"):
+        value = getattr(defaults, name)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                            help=f"(default {value})")
+    parser.add_argument("--export", default=None, help="after training, write fp16 safetensors here")
+
+
+def main(args) -> int:
+    options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
+    train(options)
+    if args.export:
+        print(f"exported {export(Path(options.out), Path(args.export))}")
+    return 0

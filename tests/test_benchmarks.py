@@ -1,0 +1,63 @@
+"""Benchmark helpers: pure functions against brute force; no timing is asserted."""
+
+import faiss
+import numpy as np
+import pytest
+
+from benchmarks import report
+from benchmarks.bench_search import VectorSource, exact_search, index_bytes, recall_at_k
+from benchmarks.common import percentiles
+from numbpie.index import Index
+
+
+@pytest.mark.parametrize("kind", ["clustered", "random"])
+def test_vector_source_is_deterministic_unit_rows(kind):
+    source = VectorSource(kind, dim=32, clusters=10, latent=4)
+    rows = source.rows(5, 20)
+    assert rows.shape == (20, 32) and rows.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(rows, VectorSource(kind, dim=32, clusters=10, latent=4).rows(5, 20))
+
+
+def test_exact_search_matches_brute_force_across_chunks(monkeypatch):
+    source = VectorSource(dim=16, clusters=5, latent=4)
+    monkeypatch.setattr(VectorSource, "chunks", lambda self, n, chunk=70: (
+        (s, self.rows(s, min(chunk, n - s))) for s in range(0, n, chunk)))
+    xb = np.concatenate([rows for _, rows in source.chunks(300)])
+    xq = source.queries(7)
+    expected = np.argsort(-(xq @ xb.T), axis=1)[:, :5]
+    np.testing.assert_array_equal(exact_search(source, 300, xq, 5), expected)
+
+
+def test_recall_at_k():
+    gt = np.array([[1, 2, 3], [4, 5, 6]])
+    assert recall_at_k(gt, gt, 3) == 1.0
+    assert recall_at_k(np.array([[3, 9, 9], [7, 8, 9]]), gt, 3) == pytest.approx(1 / 6)
+
+
+def test_index_bytes_counts_the_serialised_size():
+    index = faiss.IndexFlatIP(8)
+    index.add(np.ones((10, 8), np.float32))
+    assert index_bytes(index) == len(faiss.serialize_index(index))
+
+
+def test_percentiles_in_ms():
+    p = percentiles([0.001] * 19 + [0.1])
+    assert p["p50_ms"] == pytest.approx(1.0)
+
+
+def test_table_formats_rows():
+    text = report.table([{"a": 1, "b": 0.99912, "c": None}])
+    assert "| a | b | c |" in text and "0.99912" in text
+
+
+@pytest.mark.parametrize("factory, check", [
+    ("HNSW32,Flat", lambda i: i.hnsw.efSearch == 64),
+    ("IVF8,Flat", lambda i: i.nprobe == 16),
+])
+def test_index_search_defaults_survive_save_and_load(tmp_path, factory, check):
+    index = Index(16, {"name": "test"}, factory)
+    index.add(np.random.default_rng(0).random((400, 16), np.float32), np.arange(400))
+    index.save(tmp_path)
+    loaded = Index.load(tmp_path)
+    assert check(faiss.downcast_index(loaded._index.index))

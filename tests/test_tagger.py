@@ -1,0 +1,92 @@
+"""The attribute tagger: network shapes, labels, learning, resumable training, export and load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from numbpie import tagger, train_tagger, weights
+from numbpie.attributes import ATTRIBUTES
+from numbpie.synth import write_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    write_dataset(out, products=12, street_per_product=1, seed=5, progress=False)
+    return out
+
+
+def test_one_head_per_attribute_with_one_logit_per_value():
+    outputs = tagger.TaggerNet(widths=(4, 8, 8, 8))(torch.zeros(2, 3, 80, 80))
+    assert {name: tuple(out.shape) for name, out in outputs.items()} == \
+        {name: (2, len(values)) for name, values in ATTRIBUTES.items()}
+
+
+def test_label_targets_ignore_what_does_not_apply():
+    targets = tagger.label_targets([
+        {"category": "top", "sleeve_length": "long", "fit": "loose", "neckline": "v",
+         "pattern": "stripes", "color": "navy"},
+        {"category": "dress", "sleeve_length": "sleeveless", "fit": "tight", "neckline": "round",
+         "length": "knee", "pattern": "solid", "color": "red"},
+    ])
+    assert targets["length"].tolist() == [tagger.IGNORE, ATTRIBUTES["length"].index("knee")]
+    assert targets["category"].tolist() == [0, 1]
+    assert targets["color"].tolist() == [ATTRIBUTES["color"].index("navy"), ATTRIBUTES["color"].index("red")]
+
+
+def test_training_fits_a_handful_of_labelled_views(tiny_world):
+    views, labels = train_tagger.labelled_views(tiny_world, "train")
+    views, labels = views[:8], labels[:8]
+    torch.manual_seed(0)
+    model = tagger.TaggerNet(widths=(8, 16, 32, 32)).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = torch.from_numpy(tagger.to_batch(views, tagger.INPUT_SIZE, tagger.MEAN, tagger.STD))
+    targets = tagger.label_targets(labels)
+    first = None
+    for _ in range(60):
+        loss = train_tagger.tagger_loss(model(batch), targets)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1 * first
+    fitted = tagger.Tagger(model.eval())
+    assert tagger.accuracy(fitted, views, labels)["color"] == 1.0
+
+
+def test_train_resumes_exports_and_loads(tiny_world, tmp_path):
+    options = train_tagger.Options(data=str(tiny_world), out=str(tmp_path / "run"), batch_size=8,
+                                   steps=2, checkpoint_every=1, threads=1)
+    train_tagger.train(options, log=lambda *_: None)
+    assert json.loads((tmp_path / "run" / "progress.json").read_text())["step"] == 2
+    lines = []
+    train_tagger.train(train_tagger.Options(**{**vars(options), "steps": 3}), log=lines.append)
+    assert lines[0] == "resumed at step 2"
+    exported = train_tagger.export(tmp_path / "run", tmp_path / "tagger.safetensors")
+    loaded = tagger.load(exported)
+    views, _ = train_tagger.labelled_views(tiny_world, "test")
+    tags = loaded.tag(views[0])
+    assert all(tags[name] in ATTRIBUTES[name] for name in tags)
+    assert ("length" in tags) == (tags["category"] == "dress")
+    assert set(tags) >= set(ATTRIBUTES) - {"length"}
+
+
+def test_load_refuses_other_files(tmp_path):
+    save_file({"weight": torch.zeros(2)}, tmp_path / "other.safetensors")
+    with pytest.raises(weights.WeightsError):
+        tagger.load(tmp_path / "other.safetensors")
+    (tmp_path / "tagger.pt").write_bytes(b"not safetensors")
+    with pytest.raises(weights.WeightsError, match="safetensors"):
+        tagger.load(tmp_path / "tagger.pt")
+
+
+def test_cli_exposes_train_tagger():
+    from numbpie.cli import build_parser
+
+    args = build_parser().parse_args(["train-tagger", "--data", "d", "--steps", "7"])
+    assert isinstance(args, argparse.Namespace) and args.steps == 7
