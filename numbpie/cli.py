@@ -113,16 +113,27 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         print(json.dumps(metrics))
         return
     for key, value in metrics.items():
-        print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+        print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
 
 
 def cmd_eval(args) -> int:
-    if args.what == "detector":
-        import detector
-        from detector.evaluate import evaluate
+    needs = "root" if args.what == "inshop" else "data"
+    if getattr(args, needs) is None:
+        raise ValueError(f"eval {args.what} needs --{needs}.")
+    run = {"retrieval": _eval_retrieval, "detector": _eval_detector, "edits": _eval_edits, "inshop": _eval_inshop,
+           "tagger": _eval_tagger}
+    _print_metrics(run[args.what](args), args.json)
+    return 0
 
-        _print_metrics(evaluate(detector.load(args.detector), args.data, split=args.split), args.json)
-        return 0
+
+def _eval_detector(args) -> dict:
+    import detector
+    from detector.evaluate import evaluate
+
+    return evaluate(detector.load(args.detector), args.data, split=args.split)
+
+
+def _eval_retrieval(args) -> dict:
     from numbpie import embedder as embedders
     from numbpie import evaluate
 
@@ -132,10 +143,55 @@ def cmd_eval(args) -> int:
 
         found = detector.load(args.detector)
     model = embedders.load(args.embedder)
-    metrics = evaluate.evaluate_retrieval(args.data, model, crop=args.crop, split=args.split,
-                                          detector=found)
-    _print_metrics({**metrics, "embedder": model.name}, args.json)
-    return 0
+    metrics = evaluate.evaluate_retrieval(args.data, model, crop=args.crop, split=args.split, detector=found)
+    return {**metrics, "embedder": model.name}
+
+
+def _eval_tagger(args) -> dict:
+    from numbpie import tagger, train_tagger
+
+    return train_tagger.evaluate(args.data, tagger.load(args.tagger), args.split)
+
+
+def _eval_inshop(args) -> dict:
+    from numbpie import embedder as embedders
+    from numbpie import evaluate
+
+    model = embedders.load(args.embedder)
+    metrics = evaluate.evaluate_inshop(args.root, model, progress=_progress_bar("embed"))
+    return {**metrics, "embedder": model.name}
+
+
+def _load_editor(name: str):
+    from numbpie import edit_eval
+
+    if name == "identity":
+        return edit_eval.Unchanged()
+    if name == "fashion_gan":
+        import gan
+
+        return gan.load_fashion_gan()
+    from numbpie import models
+
+    editor = models.bundled_editor()
+    if editor is None:
+        raise FileNotFoundError("No bundled GAN editors are registered in weights/manifest.json; train them "
+                                "with python -m gan.train, or pass --editor fashion_gan or --editor identity.")
+    return editor
+
+
+def _eval_edits(args) -> dict:
+    from numbpie import edit_eval, tagger
+    from numbpie import embedder as embedders
+
+    search = None if args.no_search else edit_eval.gallery_search(args.data, embedders.load(args.embedder), args.split)
+    metrics = edit_eval.evaluate_edits(args.data, _load_editor(args.editor), tagger.load(args.tagger), args.split,
+                                       args.per_value, search, progress=_progress_bar("edit"))
+    if not args.json:  # the per-value breakdown as one line each
+        for key, row in metrics.pop("per_value").items():
+            print(f"{key:>24}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in row.items()))
+    return {**metrics, "editor": args.editor}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,9 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_tagger)
 
     p = commands.add_parser("eval", help="measure quality on held-out synthetic data")
-    p.add_argument("what", choices=["retrieval", "detector"],
-                   help="retrieval: street-to-shop recall@k/mAP; detector: mAP@0.5 and mean IoU")
-    p.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
+    p.add_argument("what", choices=["retrieval", "detector", "edits", "tagger", "inshop"],
+                   help="retrieval: street-to-shop recall@k/mAP; detector: mAP@0.5 and mean IoU; edits: "
+                        "edit success/preservation/L1/search; tagger: accuracy per attribute; "
+                        "inshop: DeepFashion In-shop Recall@1/10/20")
+    p.add_argument("--data", help="a dataset written by `python -m numbpie synth` (retrieval, detector, edits)")
+    p.add_argument("--root", help="the DeepFashion In-shop folder, holding Eval/ and img/ (inshop)")
+    p.add_argument("--editor", default="bundled", help="edits: bundled, fashion_gan or identity (the baseline)")
+    p.add_argument("--tagger", default="bundled", help="edits: tagger name or path that judges the edits")
+    p.add_argument("--per-value", type=int, default=8, help="edits: products edited per attribute value")
+    p.add_argument("--no-search", action="store_true", help="edits: skip the edit-then-search figure")
     p.add_argument("--embedder", default=None, help="embedder name or path (default: bundled if present)")
     p.add_argument("--crop", choices=["gt", "detector", "none"], default="gt",
                    help="how street queries are cropped: ground-truth box, detector, or whole photo")

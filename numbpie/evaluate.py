@@ -12,7 +12,10 @@ from PIL import Image
 from numbpie import images
 from numbpie.index import normalize
 
-__all__ = ["average_precision", "crop_with_margin", "retrieval_metrics", "street_queries", "evaluate_retrieval"]
+__all__ = [
+    "average_precision", "crop_with_margin", "evaluate_inshop", "evaluate_retrieval", "read_inshop_partition",
+    "recall_at_k", "retrieval_metrics", "street_queries",
+]
 
 
 def average_precision(ranked_relevant: np.ndarray) -> float:
@@ -82,3 +85,56 @@ def evaluate_retrieval(data: str | Path, embedder, crop: str = "gt", split: str 
 def _embed_paths(embedder, paths: Sequence, batch: int) -> np.ndarray:
     return np.concatenate([embedder.embed([images.load(p) for p in paths[i:i + batch]])
                            for i in range(0, len(paths), batch)])
+
+
+def recall_at_k(xq: np.ndarray, q_labels, xb: np.ndarray, b_labels, ks=(1, 10, 20), chunk: int = 1024) -> dict:
+    """Recall@k of cosine ranking, computed in query chunks so large galleries fit in memory."""
+    b_labels, q_labels = np.asarray(b_labels), np.asarray(q_labels)
+    xb, top = normalize(xb), min(max(ks), len(b_labels))
+    hits = np.zeros((len(q_labels), top), bool)
+    for start in range(0, len(q_labels), chunk):
+        sims = normalize(xq[start:start + chunk]) @ xb.T
+        best = np.argpartition(-sims, top - 1, axis=1)[:, :top]
+        order = np.take_along_axis(best, np.argsort(-np.take_along_axis(sims, best, 1), 1, kind="stable"), 1)
+        hits[start:start + chunk] = b_labels[order] == q_labels[start:start + chunk, None]
+    return {f"recall@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def read_inshop_partition(root: str | Path) -> dict[str, list[tuple[Path, str]]]:
+    """DeepFashion In-shop's Eval/list_eval_partition.txt as {status: [(image path, item id)]}.
+
+    The file's first line is the image count, the second the header
+    `image_name item_id evaluation_status`; statuses are train, query and gallery.
+    """
+    path = Path(root) / "Eval" / "list_eval_partition.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; --root must be the In-shop folder holding Eval/ and img/.")
+    lines = path.read_text().splitlines()
+    split: dict[str, list[tuple[Path, str]]] = {"train": [], "query": [], "gallery": []}
+    for number, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{number}: expected 'image_name item_id evaluation_status', got {line!r}.")
+        name, item, status = parts
+        split.setdefault(status, []).append((Path(root) / name, item))
+    if not split["query"] or not split["gallery"]:
+        raise ValueError(f"{path} lists no query or no gallery images.")
+    return split
+
+
+def evaluate_inshop(root: str | Path, embedder, ks=(1, 10, 20), batch: int = 32, progress=None) -> dict:
+    """In-shop clothes retrieval: every query image ranked against the whole gallery (Recall@k)."""
+    split = read_inshop_partition(root)
+    paths = [p for p, _ in split["query"]] + [p for p, _ in split["gallery"]]
+    vectors = []
+    for start in range(0, len(paths), batch):
+        vectors.append(embedder.embed([images.load(p) for p in paths[start:start + batch]]))
+        if progress:
+            progress(min(start + batch, len(paths)), len(paths))
+    vectors = np.concatenate(vectors)
+    nq = len(split["query"])
+    metrics = recall_at_k(vectors[:nq], [i for _, i in split["query"]], vectors[nq:],
+                          [i for _, i in split["gallery"]], ks)
+    return {**metrics, "queries": nq, "gallery": len(split["gallery"])}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from numbpie import embedder as embedders
 from numbpie import weights
 
-__all__ = ["Models", "load_default"]
+__all__ = ["Models", "bundled_editor", "load_default"]
 
 
 @dataclass
@@ -38,15 +38,52 @@ def _first_detector(notes: list[str]):
     return None
 
 
-def _editor(notes: list[str]):
-    """The fashion_gan editors if downloaded; no GAN weights are bundled yet."""
+def bundled_editor(tagger=None):
+    """A StyleEditor from the GAN weights registered in the manifest with a `role`, or None."""
     import gan
 
+    parts: dict = {"stargan": [], "cyclegan": {}, "pix2pix": None}
+    for name in weights.names("gan"):
+        role = weights.entry("gan", name).get("role")
+        if role is None:
+            continue
+        try:
+            editor = gan.load(name)
+        except FileNotFoundError:
+            continue
+        if role == "stargan":
+            parts["stargan"].append(editor)
+        elif role.startswith("cyclegan:"):
+            parts["cyclegan"][role.split(":", 1)[1]] = editor
+        elif role == "pix2pix":
+            parts["pix2pix"] = editor
+    if not (parts["stargan"] or parts["cyclegan"] or parts["pix2pix"]):
+        return None
+    return gan.StyleEditor(tagger=tagger, **parts)
+
+
+def _editor(notes: list[str], tagger):
+    """Our bundled GAN editors, else the fashion_gan ones if downloaded."""
+    import gan
+
+    editor = bundled_editor(tagger)
+    if editor is not None:
+        return editor
     try:
-        return gan.load_fashion_gan()
+        return gan.load_fashion_gan(tagger=tagger)
     except (FileNotFoundError, ValueError):
         notes.append("No style-editing GAN weights are installed, so style tags are disabled.")
         return None
+
+
+def _tagger(notes: list[str]):
+    """The bundled attribute tagger, if registered and present."""
+    from numbpie import tagger
+
+    if "bundled" not in weights.names("tagger"):
+        notes.append("No attribute tagger is installed, so the style controls start at “keep”.")
+        return None
+    return tagger.load("bundled")
 
 
 def load_default() -> Models:
@@ -58,4 +95,6 @@ def load_default() -> Models:
             "The image embedder runs with randomly initialised weights (no trained weights are "
             "bundled yet), so only near-identical images rank reliably."
         )
-    return Models(embedder, _first_detector(notes), _editor(notes), None, notes)
+    tagger = _tagger(notes)
+    editor = _editor(notes, tagger.tag if tagger else None)
+    return Models(embedder, _first_detector(notes), editor, tagger, notes)

@@ -25,7 +25,7 @@ from numbpie.evaluate import crop_with_margin, street_queries
 from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets
 from numbpie.train_embedder import augment, lr_factor
 
-__all__ = ["Options", "add_arguments", "export", "labelled_views", "main", "train"]
+__all__ = ["Options", "add_arguments", "evaluate", "export", "labelled_views", "main", "train"]
 
 
 @dataclass
@@ -60,6 +60,28 @@ def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list
     for pid, path, box in street_queries(Path(data), ids):
         keep(crop_with_margin(images.load(path), box, margin=0.1), tags[pid])
     return views, labels
+
+
+def evaluate(data: str | Path, tagger: Tagger, split: str = "test") -> dict[str, float]:
+    """Per-attribute accuracy on the split's product shots and, separately, its street crops."""
+    views, labels = labelled_views(Path(data), split)
+    kinds = _view_kinds(Path(data), split)
+    out = {}
+    for kind in ("product", "street"):
+        picks = [i for i, k in enumerate(kinds) if k == kind]
+        scores = accuracy(tagger, [views[i] for i in picks], [labels[i] for i in picks])
+        out.update({f"{kind}/{name}": value for name, value in scores.items()})
+    return out
+
+
+def _view_kinds(data: Path, split: str) -> list[str]:
+    """What each of `labelled_views(data, split)` is: product, model or street (same order)."""
+    ids = set(json.loads((data / "splits.json").read_text())[split])
+    kinds = []
+    for product in Catalog(data / "catalog.sqlite"):
+        if product.id in ids:
+            kinds += ["product"] + (["model"] if product.metadata.get("model") else [])
+    return kinds + ["street"] * len(street_queries(data, ids))
 
 
 def tagger_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:

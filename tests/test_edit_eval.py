@@ -1,0 +1,110 @@
+"""`numbpie eval edits`: the cases, the judging, the summary and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from safetensors.torch import save_file
+
+from numbpie import edit_eval
+from numbpie.attributes import ATTRIBUTES, applies_to
+from numbpie.cli import main
+from numbpie.synth import render_product, write_dataset
+from numbpie.tagger import TaggerNet
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    write_dataset(out, products=30, street_per_product=0, seed=9, progress=False)
+    return out
+
+
+class SpecTagger:
+    """Reads the true tags of any image it has seen rendered: a perfect judge for the evaluator."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def remember(self, spec):
+        image = render_product(spec)
+        self.seen[image.tobytes()] = {"category": spec.category, **spec.attributes}
+        return image
+
+    def tag(self, image):
+        return self.seen[image.tobytes()]
+
+
+class Oracle:
+    """Edits by rendering the true edited garment."""
+
+    def __init__(self, tagger: SpecTagger, spec_of):
+        self.tagger, self.spec_of = tagger, spec_of
+
+    def edit(self, image, tags, model_view=False, current=None):
+        from gan import Edit
+
+        edited = self.tagger.remember(dataclasses.replace(self.spec_of(image), **tags))
+        return Edit(edited, [("crop", image), ("shape", edited)])
+
+
+def test_cases_only_ask_for_a_value_the_product_lacks(world):
+    cases = edit_eval.edit_cases(world, "test", per_value=2)
+    assert cases
+    for case in cases:
+        assert getattr(case.spec, case.attribute) != case.value
+        assert applies_to(case.attribute, case.spec.category)
+    keys = [c.key for c in cases]
+    assert max(keys.count(k) for k in keys) <= 2
+    assert {c.attribute for c in cases} <= set(edit_eval.EDITABLE)
+
+
+def test_a_perfect_editor_and_the_do_nothing_baseline(world):
+    tagger = SpecTagger()
+    cases = edit_eval.edit_cases(world, "test", per_value=1)
+    sources = {}
+    for case in cases:
+        sources[tagger.remember(case.spec).tobytes()] = case.spec
+    oracle = Oracle(tagger, lambda image: sources[image.tobytes()])
+
+    perfect = edit_eval.evaluate_edits(world, oracle, tagger, "test", per_value=1,
+                                       search=lambda image: [tagger.tag(image)] * 5)
+    assert perfect["success"] == perfect["preservation"] == perfect["search_top5_match"] == 1.0
+    assert perfect["l1_ratio"] == 0.0
+    assert sum(row["cases"] for row in perfect["per_value"].values()) == len(cases)
+
+    baseline = edit_eval.evaluate_edits(world, edit_eval.Unchanged(), tagger, "test", per_value=1)
+    assert baseline["success"] == 0.0 and baseline["preservation"] == 1.0
+    assert baseline["l1_ratio"] == pytest.approx(1.0)
+    assert "search_top5_match" not in baseline
+
+
+def test_summary_by_hand():
+    rows = [
+        {"success": 1.0, "preservation": 1.0, "l1_edit": 0.1, "l1_input": 0.4},
+        {"success": 0.0, "preservation": 1.0, "l1_edit": 0.3, "l1_input": 0.4},
+        {"success": 1.0, "preservation": 0.0, "l1_edit": 0.2, "l1_input": 0.2},
+    ]
+    summary = edit_eval.summarise(rows, ["fit=loose", "fit=loose", "pattern=floral"])
+    assert summary["success"] == pytest.approx(2 / 3)
+    assert summary["l1_ratio"] == pytest.approx(0.6 / 1.0)
+    assert summary["per_value"]["fit=loose"] == {"success": 0.5, "preservation": 1.0,
+                                                 "l1_ratio": pytest.approx(0.5), "cases": 2}
+
+
+def test_cli_eval_edits_json(world, tmp_path, capsys):
+    save_file(TaggerNet().state_dict(), tmp_path / "tagger.safetensors")
+    code = main(["eval", "edits", "--data", str(world), "--editor", "identity", "--tagger",
+                 str(tmp_path / "tagger.safetensors"), "--per-value", "1", "--json", "--embedder", "random"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"success", "preservation", "l1_ratio", "search_top5_match", "per_value"} <= set(metrics)
+    assert metrics["l1_ratio"] == pytest.approx(1.0)
+    assert set(metrics["per_value"]) <= {f"{a}={v}" for a in edit_eval.EDITABLE for v in ATTRIBUTES[a]}
+
+
+def test_cli_eval_edits_without_bundled_editors_says_what_to_do(world, capsys):
+    assert main(["eval", "edits", "--data", str(world), "--no-search"]) == 2
+    assert "--editor identity" in capsys.readouterr().err
