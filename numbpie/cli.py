@@ -51,7 +51,7 @@ def cmd_index(args) -> int:
                                    rebuild=args.rebuild, checkpoint_every=args.checkpoint_every,
                                    progress=_progress_bar("embedding"))
     for message in skipped:
-        print(f"skipped {message}", file=sys.stderr)
+        print(message, file=sys.stderr)
     print(f"index: {len(index)} vectors from embedder {embedder.name!r} in {folder}")
     return 0
 

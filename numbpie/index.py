@@ -56,11 +56,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class Index:
     """Cosine search over unit vectors keyed by catalog ids; built from a FAISS factory string."""
 
-    def __init__(self, dim: int, embedder: dict, factory: str = DEFAULT_FACTORY, faiss_index=None):
+    def __init__(self, dim: int, embedder: dict, factory: str = DEFAULT_FACTORY, faiss_index=None,
+                 staged: bool = False):
         self.dim = dim
         self.embedder = dict(embedder)  # {"name": ..., "sha256": ...}
         self.factory = factory
-        self._index = faiss_index or self._build(dim, factory)
+        index = faiss_index or self._build(dim, factory)
+        # A factory that needs training (IVF, PQ) first collects vectors in an exact index;
+        # `finish` trains it on all of them, not just on the first chunk added.
+        self.staged = staged or not index.is_trained
+        self._index = self._build(dim, DEFAULT_FACTORY) if not index.is_trained else index
 
     @staticmethod
     def _build(dim: int, factory: str):
@@ -82,14 +87,31 @@ class Index:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def add(self, vectors: np.ndarray, ids) -> None:
-        """Add vectors (normalised here) under their catalog ids; trains the index first if needed."""
+        """Add vectors (normalised here) under their catalog ids."""
         xb = normalize(vectors)
         ids = np.asarray(ids, dtype=np.int64)
         if xb.shape != (len(ids), self.dim):
             raise ValueError(f"Expected {len(ids)} vectors of dimension {self.dim}, got {xb.shape}.")
-        if not self._index.is_trained:
-            self._index.train(xb)
         self._index.add_with_ids(xb, ids)
+
+    def finish(self) -> str | None:
+        """Train a staged index on every vector it holds and move them in.
+
+        Returns a message when there are too few vectors to train the factory (search stays
+        exact until a later `finish` with more); None otherwise.
+        """
+        if not self.staged or not len(self):
+            return None
+        target = self._build(self.dim, self.factory)
+        vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, len(self))
+        try:
+            target.train(vectors)
+        except RuntimeError as error:
+            return (f"Search stays exact for now: {len(self)} vectors are too few to train "
+                    f"{self.factory} ({str(error).strip().splitlines()[-1][:120]}).")
+        target.add_with_ids(vectors, self.ids())
+        self._index, self.staged = target, False
+        return None
 
     def search(self, vectors: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Top-k `(scores, ids)` per query row; scores are cosines, ids -1 where fewer than k exist."""
@@ -105,6 +127,7 @@ class Index:
             "dim": self.dim,
             "count": len(self),
             "factory": self.factory,
+            "staged": self.staged,
             "faiss_version": faiss.__version__,
         }
 
@@ -157,7 +180,8 @@ class Index:
                 f"The index in {folder} was built with embedder {meta['embedder']}, not "
                 f"{embedder}. {rebuild} --embedder {embedder['name']}"
             )
-        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index)
+        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index,
+                     staged=meta.get("staged", False))
         if keep_ids is not None:
             loaded.keep_only(keep_ids)
         if count is not None and count != len(loaded):

@@ -42,7 +42,7 @@ def _load_all(paths: Sequence, skipped: list[str]) -> list:
             pictures.append(images.load(path))
         except images.ImageError as error:
             pictures.append(None)
-            skipped.append(f"{path}: {error}")
+            skipped.append(f"skipped {path}: {error}")
     return pictures
 
 
@@ -63,8 +63,8 @@ def index_catalog(
     """Embed catalog products without vectors, then import and embed new `rows`.
 
     `rows` are catalog rows `(image, title, category, attributes, metadata)`; those whose image
-    is already in the catalog are skipped. Returns the index and messages for unreadable images
-    (such products are left out). Safe to kill at any point and run again.
+    is already in the catalog are skipped. Returns the index and messages: unreadable images
+    (such products are left out), or an index too small to train yet. Safe to kill at any point and run again.
     """
     folder = Path(folder)
     catalog = open_catalog(folder)
@@ -96,7 +96,11 @@ def index_catalog(
         count += len(chunk)
         if progress:
             progress(count, total)
-    if not (folder / "index.json").exists():
+    was_staged = index.staged
+    message = index.finish()  # trains an IVF/PQ index on everything, once everything is in
+    if message:
+        skipped.append(message)
+    if was_staged != index.staged or not (folder / "index.json").exists():
         index.save(folder)
     return index, skipped
 

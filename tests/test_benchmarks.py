@@ -58,6 +58,7 @@ def test_table_formats_rows():
 def test_index_search_defaults_survive_save_and_load(tmp_path, factory, check):
     index = Index(16, {"name": "test"}, factory)
     index.add(np.random.default_rng(0).random((400, 16), np.float32), np.arange(400))
+    assert index.finish() is None
     index.save(tmp_path)
     loaded = Index.load(tmp_path)
     assert check(faiss.downcast_index(loaded._index.index))

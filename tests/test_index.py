@@ -1,3 +1,4 @@
+import faiss
 import numpy as np
 import pytest
 
@@ -92,3 +93,32 @@ def test_wrong_shapes_and_bad_factory_are_clear_errors(data):
         index.add(xb[:, :16], ids)
     with pytest.raises(ValueError, match="factory"):
         Index(32, EMBEDDER, factory="NotAnIndex")
+
+
+def test_an_ivf_index_trains_on_everything_once_finished(tmp_path):
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(600, 32)).astype(np.float32)
+    index = Index(32, EMBEDDER, factory="IVF16,Flat")
+    assert index.staged
+    for start in range(0, 600, 100):  # chunks, as the indexer adds them
+        index.add(vectors[start:start + 100], np.arange(start, start + 100))
+    exact = index.search(vectors[:20], k=5)[1]  # staged: exact search meanwhile
+    index.save(tmp_path)
+    reloaded = Index.load(tmp_path)
+    assert reloaded.staged and len(reloaded) == 600
+    assert reloaded.finish() is None and not reloaded.staged
+    ivf = faiss.extract_index_ivf(faiss.downcast_index(reloaded._index.index))
+    assert ivf.ntotal == 600 and ivf.nlist == 16
+    sizes = [ivf.invlists.list_size(n) for n in range(16)]
+    assert max(sizes) < 200  # centroids from all 600 vectors spread them out
+    assert (reloaded.search(vectors[:20], k=5)[1][:, 0] == exact[:, 0]).all()
+    reloaded.save(tmp_path)
+    assert not Index.load(tmp_path).staged
+
+
+def test_too_few_vectors_to_train_keeps_exact_search():
+    index = Index(32, EMBEDDER, factory="IVF64,Flat")
+    index.add(np.random.default_rng(5).normal(size=(10, 32)).astype(np.float32), np.arange(10))
+    message = index.finish()
+    assert "too few to train IVF64,Flat" in message and index.staged
+    assert index.search(np.eye(32, dtype=np.float32)[:1], k=3)[1].shape == (1, 3)
