@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import threading
 from collections.abc import Sequence
@@ -51,6 +52,17 @@ def build_inception(transform_input: bool = False) -> torch.nn.Module:
     model = inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=transform_input)
     model.fc = torch.nn.Identity()
     return model.eval()
+
+
+def file_settings(path: Path) -> dict:
+    """Preprocessing stored in a safetensors file's metadata by train-embedder: input_size, mean, std."""
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return {key: json.loads(metadata[key]) for key in ("input_size", "mean", "std") if key in metadata}
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -122,6 +134,7 @@ def load(name_or_path: str | Path | None = None, batch_size: int = 16) -> Embedd
                 f"{path} is not an Inception-V3 state_dict ({str(error).splitlines()[0]})."
             ) from None
         sha = weights.sha256(path)
+        entry = {**file_settings(path), **entry}
     return Embedder(
         model, name if entry else path.name, sha, entry.get("input_size", 299),
         entry.get("mean", (0.485, 0.456, 0.406)), entry.get("std", (0.229, 0.224, 0.225)),

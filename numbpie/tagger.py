@@ -22,7 +22,7 @@ from numbpie.embedder import to_batch
 
 __all__ = ["INPUT_SIZE", "Tagger", "TaggerNet", "accuracy", "label_targets", "load"]
 
-INPUT_SIZE = 80
+INPUT_SIZE = 112
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 WIDTHS = (16, 32, 64, 128)
 IGNORE = -100  # target for an attribute that does not apply (length of a top)
@@ -104,7 +104,10 @@ def load(name_or_path: str | Path = "bundled") -> Tagger:
         model.load_state_dict(state)
     except (KeyError, RuntimeError) as error:
         raise weights.WeightsError(f"{path} is not a tagger state_dict ({str(error).splitlines()[0]}).") from None
-    return Tagger(model, str(name_or_path) if entry else path.name, entry.get("input_size", INPUT_SIZE))
+    from numbpie.embedder import file_settings
+
+    size = entry.get("input_size") or file_settings(path).get("input_size", INPUT_SIZE)
+    return Tagger(model, str(name_or_path) if entry else path.name, size)
 
 
 def accuracy(tagger: Tagger, images: Sequence[Image.Image], labels: Sequence[dict[str, str]]) -> dict[str, float]:

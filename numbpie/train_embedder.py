@@ -168,7 +168,10 @@ def export(checkpoint: Path, out: Path) -> Path:
     tensors = load_file(Path(checkpoint) / "state.safetensors")
     backbone = {k[6:]: (v.half() if v.is_floating_point() else v).contiguous()
                 for k, v in tensors.items() if k.startswith("model.")}
-    save_file(backbone, out)
+    options = json.loads((Path(checkpoint) / "progress.json").read_text())["options"]
+    # The preprocessing travels with the weights, so a path loads the same as a manifest name.
+    metadata = {"input_size": str(options["input_size"]), "mean": json.dumps(MEAN), "std": json.dumps(STD)}
+    save_file(backbone, out, metadata)
     return out
 
 

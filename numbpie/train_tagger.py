@@ -32,6 +32,7 @@ __all__ = ["Options", "add_arguments", "evaluate", "export", "labelled_views", "
 class Options:
     data: str
     out: str = "runs/tagger"
+    input_size: int = 112
     batch_size: int = 64
     steps: int = 1500
     lr: float = 3e-3
@@ -64,7 +65,7 @@ def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list
 
 def evaluate(data: str | Path, tagger: Tagger, split: str = "test") -> dict[str, float]:
     """Per-attribute accuracy on the split's product shots and, separately, its street crops."""
-    views, labels = labelled_views(Path(data), split)
+    views, labels = labelled_views(Path(data), split, tagger.input_size)
     kinds = _view_kinds(Path(data), split)
     out = {}
     for kind in ("product", "street"):
@@ -117,7 +118,7 @@ def train(options: Options, log=print) -> Tagger:
 
     torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
-    views, labels = labelled_views(Path(options.data), "train")
+    views, labels = labelled_views(Path(options.data), "train", options.input_size)
     model = TaggerNet().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
     step = _resume(model, optimizer, Path(options.out))
@@ -127,7 +128,7 @@ def train(options: Options, log=print) -> Tagger:
     bar = tqdm(total=options.steps, initial=step, desc="train tagger", unit="step")
     while step < options.steps:
         picks = rng.sample(range(len(views)), min(options.batch_size, len(views)))
-        batch = to_batch([augment(views[i], rng) for i in picks], INPUT_SIZE, MEAN, STD)
+        batch = to_batch([augment(views[i], rng) for i in picks], options.input_size, MEAN, STD)
         loss = tagger_loss(model(torch.from_numpy(batch)), label_targets([labels[i] for i in picks]))
         for group in optimizer.param_groups:
             group["lr"] = options.lr * lr_factor(step, options.steps)
@@ -141,8 +142,8 @@ def train(options: Options, log=print) -> Tagger:
             _save(model, optimizer, step, options)
             log(f"{time.strftime('%H:%M:%S')} step {step} loss {loss.item():.4f}")
     bar.close()
-    tagger = Tagger(model)
-    val_views, val_labels = labelled_views(Path(options.data), "val")
+    tagger = Tagger(model.eval(), input_size=options.input_size)
+    val_views, val_labels = labelled_views(Path(options.data), "val", options.input_size)
     log("val accuracy " + json.dumps({k: round(v, 4) for k, v in accuracy(tagger, val_views, val_labels).items()}))
     return tagger
 
@@ -150,14 +151,16 @@ def train(options: Options, log=print) -> Tagger:
 def export(checkpoint: Path, out: Path) -> Path:
     """Write a checkpoint's weights as fp16 safetensors (what `tagger.load` reads)."""
     state = load_file(Path(checkpoint) / "state.safetensors")
-    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}, out)
+    options = json.loads((Path(checkpoint) / "progress.json").read_text())["options"]
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}, out,
+              {"input_size": str(options.get("input_size", INPUT_SIZE))})
     return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Options(data="")
     parser.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
-    for name in ("out", "batch_size", "steps", "lr", "checkpoint_every", "seed", "threads"):
+    for name in ("out", "input_size", "batch_size", "steps", "lr", "checkpoint_every", "seed", "threads"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
                             help=f"(default {value})")

@@ -40,12 +40,12 @@ def test_label_targets_ignore_what_does_not_apply():
 
 
 def test_training_fits_a_handful_of_labelled_views(tiny_world):
-    views, labels = train_tagger.labelled_views(tiny_world, "train")
+    views, labels = train_tagger.labelled_views(tiny_world, "train", 64)
     views, labels = views[:8], labels[:8]
     torch.manual_seed(0)
     model = tagger.TaggerNet(widths=(8, 16, 32, 32)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    batch = torch.from_numpy(tagger.to_batch(views, tagger.INPUT_SIZE, tagger.MEAN, tagger.STD))
+    batch = torch.from_numpy(tagger.to_batch(views, 64, tagger.MEAN, tagger.STD))
     targets = tagger.label_targets(labels)
     first = None
     for _ in range(60):
@@ -55,12 +55,12 @@ def test_training_fits_a_handful_of_labelled_views(tiny_world):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.1 * first
-    fitted = tagger.Tagger(model.eval())
+    fitted = tagger.Tagger(model.eval(), input_size=64)
     assert tagger.accuracy(fitted, views, labels)["color"] == 1.0
 
 
 def test_train_resumes_exports_and_loads(tiny_world, tmp_path):
-    options = train_tagger.Options(data=str(tiny_world), out=str(tmp_path / "run"), batch_size=8,
+    options = train_tagger.Options(data=str(tiny_world), out=str(tmp_path / "run"), input_size=64, batch_size=8,
                                    steps=2, checkpoint_every=1, threads=1)
     train_tagger.train(options, log=lambda *_: None)
     assert json.loads((tmp_path / "run" / "progress.json").read_text())["step"] == 2
@@ -69,6 +69,7 @@ def test_train_resumes_exports_and_loads(tiny_world, tmp_path):
     assert lines[0] == "resumed at step 2"
     exported = train_tagger.export(tmp_path / "run", tmp_path / "tagger.safetensors")
     loaded = tagger.load(exported)
+    assert loaded.input_size == 64  # stored in the file's metadata
     views, _ = train_tagger.labelled_views(tiny_world, "test")
     tags = loaded.tag(views[0])
     assert all(tags[name] in ATTRIBUTES[name] for name in tags)

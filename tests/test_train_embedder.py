@@ -40,6 +40,7 @@ def test_training_resumes_and_exports_a_loadable_embedder(tiny_data, tmp_path):
     assert lines[0] == "resumed at step 2"
     path = export(tmp_path / "run", tmp_path / "e.safetensors")
     loaded = embedder.load(path)
+    assert loaded.input_size == 80  # the preprocessing travels in the file's metadata
     from numbpie.synth import random_spec, render_product
 
     vectors = loaded.embed([render_product(random_spec(1))])
