@@ -40,7 +40,7 @@ def run_embed(quick: bool, peak: float | None) -> dict:
     from numbpie import embedder as embedders
 
     images = bench_embed.catalog_images(16 if quick else 32)
-    default = embedders.load("random")
+    default = embedders.load()
     large = bench_embed.random_inception(299)
     flops = {size: bench_embed.inception_flops(large.model, size) for size in (128, 299)}
     rows, precision = [], []
@@ -63,8 +63,9 @@ def run_pipeline(quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         dataset = bench_pipeline.make_catalog(Path(tmp) / "catalog", 24 if quick else 200)
         detector, why = bench_pipeline.random_detector(Path(tmp))
-        rows = bench_pipeline.pipeline_rows("default embedder (random Inception-V3, 128 px)",
-                                            embedders.load(), dataset, runs, detector)
+        default = embedders.load()
+        rows = bench_pipeline.pipeline_rows(f"default embedder ({default.name}, {default.input_size} px)",
+                                            default, dataset, runs, detector)
         large = bench_embed.random_inception(299)
         rows += bench_pipeline.pipeline_rows("Inception-V3 299 px (random weights)", large,
                                              dataset, runs, detector)
@@ -75,7 +76,7 @@ def run_pipeline(quick: bool) -> dict:
                 max(3, runs // 4), detector, editor, {"sleeve_length": "long", "pattern": "floral"})
         except ImportError as error:
             why = (why or "") + f" edit skipped: {error}"
-    return {"rows": rows, "detector_note": why}
+    return {"rows": rows, "detector_note": why, "default_embedder": f"{default.name} ({default.input_size} px)"}
 
 
 def run_gan(quick: bool, peak: float | None) -> dict:

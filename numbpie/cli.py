@@ -142,9 +142,9 @@ def _eval_retrieval(args) -> dict:
         import detector
 
         found = detector.load(args.detector)
-    model = embedders.load(args.embedder)
+    model = embedders.load(args.embedder, precision=args.precision)
     metrics = evaluate.evaluate_retrieval(args.data, model, crop=args.crop, split=args.split, detector=found)
-    return {**metrics, "embedder": model.name}
+    return {**metrics, "embedder": model.name, "precision": model.precision}
 
 
 def _eval_tagger(args) -> dict:
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", choices=["gt", "detector", "none"], default="gt",
                    help="how street queries are cropped: ground-truth box, detector, or whole photo")
     p.add_argument("--detector", default="bundled", help="detector name or path (eval detector, --crop detector)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="retrieval: run the embedder in fp32 or under bf16 autocast")
     p.add_argument("--split", default="test", help="which split's products to evaluate on")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)

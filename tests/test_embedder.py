@@ -83,3 +83,15 @@ def test_a_pickle_with_a_payload_is_refused_and_never_runs(tmp_path, monkeypatch
     with pytest.raises(weights.WeightsError, match="refuses to load"):
         embedder.load(tmp_path / "evil.pth")
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_bf16_embeddings_stay_close_to_fp32():
+    from numbpie.synth import random_spec, render_product
+
+    pictures = [render_product(random_spec(n), size=128) for n in range(3)]
+    fp32 = embedder.load("random").embed(pictures)
+    bf16 = embedder.load("random", precision="bf16").embed(pictures)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1, atol=1e-5)
+    assert (np.sum(fp32 * bf16, axis=1) > 0.99).all()
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        embedder.load("random", precision="int4")
