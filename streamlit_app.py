@@ -202,7 +202,7 @@ def edit_ui(pipeline: Pipeline, photo, settings: Settings, box, base) -> None:
     st.caption(f"GAN steps ({EDIT_STEPS}):")
     steps = st.columns(max(4, len(edited.edit.steps)))
     for column, (name, picture) in zip(steps, edited.edit.steps, strict=False):
-        column.image(picture, caption=name, width="stretch")
+        column.image(picture, caption=name, width=180)
     before, after = st.columns(2)
     with before:
         st.markdown("**Original top 5**")
@@ -217,7 +217,7 @@ def timings_ui(timings: dict[str, float], title: str = "Time per step") -> None:
     with st.sidebar:
         st.subheader(title)
         total = sum(timings.values())
-        st.table({"step": [*timings, "total"], "ms": [round(t * 1000, 1) for t in [*timings.values(), total]]})
+        st.table({"step": [*timings, "total"], "ms": [f"{t * 1000:,.1f}" for t in [*timings.values(), total]]})
 
 
 def search_ui(pipeline: Pipeline, photo, settings: Settings, box):
@@ -242,8 +242,8 @@ def main() -> None:
     st.title("numbpie")
     st.caption("Show a garment, find similar products, then redesign it and search again.")
     loaded = load_models()
-    for note in loaded.notes:
-        st.warning(note)
+    if loaded.notes:  # what this build runs without, in one box
+        st.warning("\n".join(f"- {note}" for note in loaded.notes))
     settings = sidebar_ui(loaded.detector is not None)
     try:
         folder = settings.catalog or demo_catalog_ui()

@@ -25,7 +25,7 @@ from numbpie.catalog import Catalog
 from numbpie.embedder import build_inception, to_batch
 from numbpie.evaluate import crop_with_margin, street_queries
 
-__all__ = ["Options", "add_arguments", "export", "main", "train"]
+__all__ = ["Options", "add_arguments", "export", "keep_if_best", "main", "train"]
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -41,6 +41,7 @@ class Options:
     scale: float = 24.0
     margin: float = 0.15
     checkpoint_every: int = 100
+    eval_every: int = 500  # 0: never; else val mAP every N steps, the best weights kept as best.safetensors
     seed: int = 0
     threads: int = 2
 
@@ -159,8 +160,34 @@ def train(options: Options, log=print) -> _State:
         if state.step % options.checkpoint_every == 0 or state.step == options.steps:
             state.save(folder, options)
             log(f"{time.strftime('%H:%M:%S')} step {state.step} loss {loss.item():.4f}")
+        if options.eval_every and (state.step % options.eval_every == 0 or state.step == options.steps):
+            keep_if_best(state, options, log)
     bar.close()
     return state
+
+
+def keep_if_best(state: _State, options: Options, log=print) -> dict:
+    """Val-split retrieval of the current weights; exports them to best.safetensors if the mAP is the best yet.
+
+    Metric learning on a few thousand products overfits: the best weights are often not the last.
+    """
+    from numbpie.embedder import Embedder
+    from numbpie.evaluate import evaluate_retrieval
+
+    folder = Path(options.out)
+    state.save(folder, options)
+    model = Embedder(state.model.eval(), "training", f"step{state.step}", options.input_size, MEAN, STD)
+    try:
+        metrics = evaluate_retrieval(options.data, model, split="val")
+    finally:
+        state.model.train()
+    record = folder / "best.json"
+    best = json.loads(record.read_text()) if record.exists() else {"map": -1.0}
+    log(f"step {state.step} val map {metrics['map']:.4f} recall@1 {metrics['recall@1']:.4f} (best {best['map']:.4f})")
+    if metrics["map"] > best["map"]:
+        export(folder, folder / "best.safetensors")
+        record.write_text(json.dumps({"step": state.step, **metrics}))
+    return metrics
 
 
 def export(checkpoint: Path, out: Path) -> Path:
@@ -179,7 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Options(data="")
     parser.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
     for name in ("out", "input_size", "batch_size", "steps", "lr", "scale", "margin",
-                 "checkpoint_every", "seed", "threads"):
+                 "checkpoint_every", "eval_every", "seed", "threads"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
                             help=f"(default {value})")

@@ -46,7 +46,8 @@ def fake_tagger(image) -> dict:
 def with_stand_ins(loaded: models.Models, editor: FakeEditor | None = None) -> models.Models:
     """`loaded` with the stand-in detector, editor and tagger."""
     return dataclasses.replace(loaded, detector=FakeDetector(), editor=editor or FakeEditor(), tagger=fake_tagger,
-                               notes=[*loaded.notes, "Stand-in detector, editor and tagger (test build)."])
+                               notes=[*[n for n in loaded.notes if "embedder" in n],
+                                      "Stand-in detector, editor and tagger (test build)."])
 
 
 def install() -> None:

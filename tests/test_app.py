@@ -71,9 +71,17 @@ def png_bytes(image) -> bytes:
     return out.getvalue()
 
 
-def test_first_run_builds_the_demo_and_asks_for_a_query(app):
+def test_first_run_builds_the_demo_and_asks_for_a_query(app, real_models):
     assert any("Upload a photo" in info.value for info in app.info)
-    assert any("randomly initialised" in w.value for w in app.warning)  # labelled as such
+    shown = [w.value for w in app.warning]
+    assert all(any(note in text for text in shown) for note in real_models.notes)  # what is missing is said
+
+
+def test_a_random_embedder_is_labelled_as_such(monkeypatch):
+    from numbpie import embedder
+
+    monkeypatch.setattr(embedder, "default_name", lambda: "random")
+    assert any("randomly initialised" in note for note in models.load_default().notes)
 
 
 def test_an_example_query_gives_k_results(app):

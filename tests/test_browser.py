@@ -170,10 +170,42 @@ def save_screenshot(driver, name: str, tmp_path: Path) -> Path:
     return targets[0]
 
 
-def buttons(driver, text: str):
+def settle(driver, timeout: float = 300) -> None:
+    """Wait until the script run the last interaction started has finished (no 'running' icon)."""
     from selenium.webdriver.common.by import By
 
-    return [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.strip() == text]
+    time.sleep(0.5)  # the rerun starts a moment after the click or upload
+    wait_until(lambda: not driver.find_elements(By.CSS_SELECTOR, "[data-testid^=stStatusWidgetRunning]"),
+               timeout, "the page to finish running")
+
+
+def buttons(driver, text: str):
+    """Buttons labelled `text`; none while the page is replacing them."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.strip() == text]
+    except StaleElementReferenceException:
+        return []
+
+
+def click_text(driver, text: str, timeout: float = 60) -> None:
+    """Click the first element whose text is `text`, retrying while the page re-renders it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt() -> bool:
+        try:
+            found = driver.find_elements(By.XPATH, f"//*[text()='{text}']")
+            if found:
+                found[0].click()
+            return bool(found)
+        except StaleElementReferenceException:
+            return False
+
+    wait_until(attempt, timeout, f"{text!r} to click")
+    settle(driver)
 
 
 def upload(driver, path: Path) -> None:
@@ -193,13 +225,15 @@ def test_upload_gives_five_result_cards(server, browser, tmp_path):
     upload(browser, photo)
     cards = wait_until(lambda: len(buttons(browser, "Search with this")) == 5 and buttons(browser, "Search with this"),
                        300, "five result cards")
+    settle(browser)
     assert len(cards) == 5
     wait_until(lambda: all(i.get_property("complete") for i in browser.find_elements(By.TAG_NAME, "img")),
                30, "the images to load")
     shot = save_screenshot(browser, "query_results.png", tmp_path)
     assert Image.open(shot).size[0] >= 1000
 
-    redesign = browser.find_element(By.XPATH, "//*[text()='Redesign it']")
+    redesign = wait_until(lambda: browser.find_elements(By.XPATH, "//*[text()='Redesign it']"), 60,
+                          "the edit section")[0]
     browser.execute_script("arguments[0].scrollIntoView();", redesign)
     time.sleep(0.5)
     save_screenshot(browser, "edit_section.png", tmp_path)
@@ -208,6 +242,7 @@ def test_upload_gives_five_result_cards(server, browser, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     browser.execute_script("window.scrollTo(0, 0);")
     upload(browser, bad)
+    settle(browser)
     error = wait_until(lambda: [e for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=stAlert]")
                                 if "broken.png cannot be used" in e.text], 120, "the bad-upload error")
     assert "truncated or corrupt" in error[0].text
@@ -224,19 +259,22 @@ def test_garment_choice_and_an_edit_with_stand_in_models(stand_in_server, browse
     upload(browser, photo)
     wait_until(lambda: len(buttons(browser, "Search with this")) == 5, 300, "five result cards")
     assert browser.find_elements(By.XPATH, "//*[contains(text(), 'Several garments found')]")
-    browser.find_element(By.XPATH, "//*[text()='2 top 0.60']").click()
-    time.sleep(2)
+    settle(browser)
+    click_text(browser, "2 top 0.60")
     wait_until(lambda: len(buttons(browser, "Search with this")) == 5, 120, "results for the second garment")
     save_screenshot(browser, "garment_choice.png", tmp_path)
 
-    browser.find_element(By.XPATH, "//*[text()='model view']").click()
+    click_text(browser, "model view")
     generate = wait_until(lambda: [b for b in buttons(browser, "Generate & search") if b.is_enabled()], 60,
                           "Generate & search to be enabled")
     generate[0].click()
+    settle(browser)
     heading = wait_until(lambda: browser.find_elements(By.XPATH, "//*[text()='After the edit: top 5']"), 120,
                          "the edited results")
     wait_until(lambda: len(buttons(browser, "Search with this")) == 15, 60, "original and edited top 5")
-    browser.execute_script("arguments[0].scrollIntoView();", browser.find_element(By.XPATH, "//*[text()='Redesign it']"))
+    redesign = wait_until(lambda: browser.find_elements(By.XPATH, "//*[text()='Redesign it']"), 60,
+                          "the edit section")[0]
+    browser.execute_script("arguments[0].scrollIntoView();", redesign)
     time.sleep(1)
     assert heading
     save_screenshot(browser, "edit_results.png", tmp_path)

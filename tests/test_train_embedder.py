@@ -31,13 +31,25 @@ def test_training_resumes_and_exports_a_loadable_embedder(tiny_data, tmp_path):
     split = json.loads((tiny_data / "splits.json").read_text())
     assert split["train"]
     options = Options(data=str(tiny_data), out=str(tmp_path / "run"), input_size=80, batch_size=4,
-                      steps=2, checkpoint_every=1, threads=2)
+                      steps=2, checkpoint_every=1, eval_every=0, threads=2)
     train(options, log=lambda *_: None)
     assert json.loads((tmp_path / "run" / "progress.json").read_text())["step"] == 2
-    options.steps = 3
+    assert not (tmp_path / "run" / "best.json").exists()
+    options.steps, options.eval_every = 3, 3
     lines = []
     train(options, log=lines.append)
     assert lines[0] == "resumed at step 2"
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["step"] == 3 and best["split"] == "val" and 0 <= best["map"] <= 1
+    assert embedder.load(tmp_path / "run" / "best.safetensors").input_size == 80
+    (tmp_path / "run" / "best.json").write_text(json.dumps({"map": 2.0}))  # unbeatable
+    (tmp_path / "run" / "best.safetensors").unlink()
+    from numbpie.train_embedder import _State, keep_if_best
+
+    state = _State(options, classes=len(split["train"]))
+    state.resume(tmp_path / "run")
+    keep_if_best(state, options, log=lambda *_: None)
+    assert not (tmp_path / "run" / "best.safetensors").exists()  # kept only when better
     path = export(tmp_path / "run", tmp_path / "e.safetensors")
     loaded = embedder.load(path)
     assert loaded.input_size == 80  # the preprocessing travels in the file's metadata
