@@ -132,7 +132,7 @@ class Index:
         }
 
     def save(self, folder: str | Path) -> None:
-        """Write `index.faiss` then `index.json`, each atomically; the json's count names the file."""
+        """Write `index.faiss` then `index.json`, each atomically (the vectors file is the truth)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(folder / INDEX_FILE, faiss.serialize_index(self._index).tobytes())
@@ -173,15 +173,18 @@ class Index:
             raise IndexMismatchError(f"No index in {folder}. {rebuild}") from None
         except (RuntimeError, ValueError) as error:
             raise IndexMismatchError(f"The index in {folder} is unreadable ({error}). {rebuild}") from None
-        if index.ntotal != meta["count"]:
+        # Both files are written atomically, index.faiss first: a kill between the two leaves a
+        # manifest one save behind (its count), so the vectors file is the one to trust.
+        if index.d != meta["dim"]:
             raise IndexMismatchError(f"The index in {folder} does not match its manifest. {rebuild}")
         if embedder is not None and meta["embedder"] != embedder:
             raise IndexMismatchError(
                 f"The index in {folder} was built with embedder {meta['embedder']}, not "
                 f"{embedder}. {rebuild} --embedder {embedder['name']}"
             )
-        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index,
-                     staged=meta.get("staged", False))
+        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+        staged = isinstance(inner, faiss.IndexFlat) and not cls._build(meta["dim"], meta["factory"]).is_trained
+        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index, staged=staged)
         if keep_ids is not None:
             loaded.keep_only(keep_ids)
         if count is not None and count != len(loaded):

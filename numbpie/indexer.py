@@ -100,9 +100,17 @@ def index_catalog(
     message = index.finish()  # trains an IVF/PQ index on everything, once everything is in
     if message:
         skipped.append(message)
-    if was_staged != index.staged or not (folder / "index.json").exists():
+    if was_staged != index.staged or _manifest_is_stale(folder, index):
         index.save(folder)
     return index, skipped
+
+
+def _manifest_is_stale(folder: Path, index: Index) -> bool:
+    """No manifest yet, or one a kill left a save behind the vectors file."""
+    try:
+        return Index.read_manifest(folder) != index.manifest()
+    except IndexMismatchError:
+        return True
 
 
 def _add(index: Index, embedder, ids: list[int], pictures: list) -> None:

@@ -47,6 +47,19 @@ def test_vectors_whose_rows_never_committed_are_dropped_on_load(tmp_path, image_
     assert best.product.title == "late" and best.score > 0.999
 
 
+def test_a_kill_between_the_vectors_and_the_manifest_write_is_recovered(tmp_path, image_tree, random_embedder):
+    folder = tmp_path / "c"
+    rows = [(p, p.stem, "", {}, {}) for p in sorted(image_tree.rglob("*.jpg"))]
+    index_catalog(folder, random_embedder, rows=rows[:6])
+    behind = (folder / "index.json").read_bytes()  # the manifest of the 6-vector save
+    index_catalog(folder, random_embedder, rows=rows[6:])
+    (folder / "index.json").write_bytes(behind)  # as if killed after index.faiss, before index.json
+    catalog = open_catalog(folder)
+    assert len(Index.load(folder, count=len(catalog), keep_ids=catalog.ids())) == 12
+    index_catalog(folder, random_embedder)  # a rerun finishes cleanly and rewrites the manifest
+    assert Index.read_manifest(folder)["count"] == 12
+
+
 def test_eight_threads_searching_at_once_match_serial_results(tmp_path, image_tree, random_embedder):
     folder = tmp_path / "c"
     import_folder(open_catalog(folder), image_tree)
