@@ -51,6 +51,10 @@ def pipeline_plot(rows: list[dict], path: Path) -> Path:
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_xlabel("p50 ms per query")
     ax.legend(ncol=len(steps), fontsize=8, loc="lower right")
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -71,10 +75,7 @@ def embed_plot(rows: list[dict], path: Path) -> Path:
     a.set(xscale="log", xlabel="batch size (2 threads)", ylabel="images/s")
     b.set(xlabel="torch threads (batch 16)", ylabel="images/s")
     a.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def search_plot(rows: list[dict], path: Path) -> Path:
@@ -90,7 +91,4 @@ def search_plot(rows: list[dict], path: Path) -> Path:
         ax.set(xscale="log", xlabel="p50 ms (one query)", ylabel="recall@5", title=f"{data}, n={n:,}")
         ax.axhline(0.95, color="grey", lw=0.5, ls="--")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -71,7 +71,11 @@ def ensure_demo(
 
 
 def examples(folder: str | Path | None = None, count: int = 8) -> list[Path]:
-    """Street photos of demo products, evenly spread, to offer as example queries."""
+    """Example queries: street photos (half), then model shots and product shots, evenly spread."""
     folder = Path(folder or default_folder())
-    street = sorted((folder / "street").glob("*.jpg"))
-    return street[:: max(1, len(street) // count)][:count]
+    shares = {"street": count - 2 * (count // 4), "models": count // 4, "products": count // 4}
+    picked = []
+    for kind, share in shares.items():
+        found = sorted((folder / kind).glob("*.*"), key=lambda p: (len(p.stem), p.stem))
+        picked += found[:: max(1, len(found) // max(share, 1))][:share]
+    return picked

@@ -202,20 +202,28 @@ def export(checkpoint: Path, out: Path) -> Path:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Options(data="")
+def add_option_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """--data, one flag per field of the `defaults` dataclass (its value as default), and --export."""
     parser.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
-    for name in ("out", "input_size", "batch_size", "steps", "lr", "scale", "margin",
-                 "checkpoint_every", "eval_every", "seed", "threads"):
-        value = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
-                            help=f"(default {value})")
+    for name, value in asdict(defaults).items():
+        if name != "data":
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                                help=f"(default {value})")
     parser.add_argument("--export", default=None, help="after training, write fp16 safetensors here")
 
 
-def main(args) -> int:
-    options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
-    train(options)
+def run_training(args, options_class, train_function, export_function) -> int:
+    """Train with the options in `args`, then export the checkpoint if --export was given."""
+    options = options_class(**{k: v for k, v in vars(args).items() if k in options_class.__dataclass_fields__})
+    train_function(options)
     if args.export:
-        print(f"exported {export(Path(options.out), Path(args.export))}")
+        print(f"exported {export_function(Path(options.out), Path(args.export))}")
     return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_option_arguments(parser, Options(data=""))
+
+
+def main(args) -> int:
+    return run_training(args, Options, train, export)

@@ -23,7 +23,7 @@ from numbpie.catalog import Catalog
 from numbpie.embedder import to_batch
 from numbpie.evaluate import crop_with_margin, street_queries
 from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets
-from numbpie.train_embedder import augment, lr_factor
+from numbpie.train_embedder import add_option_arguments, augment, lr_factor, run_training
 
 __all__ = ["Options", "add_arguments", "evaluate", "export", "labelled_views", "main", "train"]
 
@@ -158,18 +158,8 @@ def export(checkpoint: Path, out: Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Options(data="")
-    parser.add_argument("--data", required=True, help="a dataset written by `python -m numbpie synth`")
-    for name in ("out", "input_size", "batch_size", "steps", "lr", "checkpoint_every", "seed", "threads"):
-        value = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
-                            help=f"(default {value})")
-    parser.add_argument("--export", default=None, help="after training, write fp16 safetensors here")
+    add_option_arguments(parser, Options(data=""))
 
 
 def main(args) -> int:
-    options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
-    train(options)
-    if args.export:
-        print(f"exported {export(Path(options.out), Path(args.export))}")
-    return 0
+    return run_training(args, Options, train, export)
