@@ -183,11 +183,11 @@ def current_tags_ui(crop) -> dict:
 
 def edit_ui(pipeline: Pipeline, photo, settings: Settings, box, base) -> None:
     st.subheader("Redesign it")
+    current = current_tags_ui(base.crop)
     if pipeline.editor is None:
         st.info("Style editing needs the GAN editor weights (StarGAN, CycleGAN, pix2pix), which are not "
                 "installed in this build; searching still works.")
         return
-    current = current_tags_ui(base.crop)
     category = current.get("category") or settings.category or "dress"
     tags, model_view = tags_ui(category, current)
     if not st.button("Generate & search", type="primary", disabled=not (tags or model_view), key="generate"):

@@ -91,3 +91,13 @@ def test_cli_exposes_train_tagger():
 
     args = build_parser().parse_args(["train-tagger", "--data", "d", "--steps", "7"])
     assert isinstance(args, argparse.Namespace) and args.steps == 7
+
+
+def test_the_bundled_tagger_reads_new_product_shots():
+    from numbpie.synth import random_spec, render_product
+
+    specs = [random_spec(90_000 + n) for n in range(16)]
+    found = tagger.load("bundled").tag_many([render_product(spec) for spec in specs])
+    right = {name: sum(f.get(name) == (s.category if name == "category" else getattr(s, name))
+                       for f, s in zip(found, specs, strict=True)) for name in ("category", "pattern", "fit")}
+    assert right["category"] >= 15 and right["pattern"] >= 14 and right["fit"] >= 14, right
