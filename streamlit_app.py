@@ -55,7 +55,8 @@ def demo_catalog_ui() -> Path:
     return folder
 
 
-def sidebar_ui(has_detector: bool) -> Settings:
+def sidebar_ui(detector) -> Settings:
+    has_detector = detector is not None
     with st.sidebar:
         st.header("Settings")
         source = st.radio("Catalog", ["Demo catalog (synthetic)", "A folder built with `numbpie index`"],
@@ -67,7 +68,8 @@ def sidebar_ui(has_detector: bool) -> Settings:
             folder = Path(typed).expanduser() if typed.strip() else None
         use_detector = st.toggle("Detect the garment", value=has_detector, disabled=not has_detector,
                                  help=None if has_detector else "No detector weights are installed.")
-        threshold = st.slider("Detector threshold", 0.05, 0.95, 0.4, 0.05, disabled=not use_detector)
+        threshold = st.slider("Detector threshold", 0.05, 0.95, float(getattr(detector, "threshold", 0.4)), 0.05,
+                              disabled=not use_detector)
         k = st.slider("Results (k)", 1, 20, 5)
         min_score = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01)
         category = st.selectbox("Category", ["all", *CATEGORIES])
@@ -244,7 +246,7 @@ def main() -> None:
     loaded = load_models()
     if loaded.notes:  # what this build runs without, in one box
         st.warning("\n".join(f"- {note}" for note in loaded.notes))
-    settings = sidebar_ui(loaded.detector is not None)
+    settings = sidebar_ui(loaded.detector)
     try:
         folder = settings.catalog or demo_catalog_ui()
         pipeline = load_pipeline(str(folder))

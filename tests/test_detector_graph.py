@@ -197,3 +197,16 @@ def test_numbpie_eval_detector_prints_map_and_iou_as_json(small_model, tmp_path,
     metrics = json.loads(capsys.readouterr().out)
     assert set(metrics) >= {"map50", "mean_iou"} and 0 <= metrics["map50"] <= 1
     assert metrics["images"] > 0
+
+
+def test_the_bundled_detector_finds_garments_in_new_street_photos():
+    from detector.anchors import iou
+    from numbpie.synth import random_spec, render_street
+
+    bundled = detector.load("bundled")
+    found = 0
+    for n in range(12):
+        photo, boxes = render_street(random_spec(70_000 + n), seed=70_000 + n)
+        best = bundled.detect(photo)
+        found += bool(best) and iou(np.array([best[0].box]), np.array([boxes[0]]))[0, 0] >= 0.5
+    assert found >= 10
