@@ -219,8 +219,10 @@ def upload(driver, path: Path) -> None:
 def test_upload_gives_five_result_cards(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    photo = tmp_path / "query.png"
-    make_image(7, size=(240, 320)).save(photo)
+    from numbpie.synth import random_spec, render_street
+
+    photo = tmp_path / "street.jpg"  # a street photo the demo catalog has not seen
+    render_street(random_spec(4_242), seed=4_242)[0].save(photo, quality=90)
     browser.get(server)
     upload(browser, photo)
     cards = wait_until(lambda: len(buttons(browser, "Search with this")) == 5 and buttons(browser, "Search with this"),
