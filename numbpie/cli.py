@@ -34,10 +34,14 @@ def _progress_bar(desc: str):
 def cmd_index(args) -> int:
     from numbpie import catalog as catalogs
     from numbpie import embedder as embedders
+    from numbpie.index import Index
     from numbpie.indexer import index_catalog, open_catalog
 
-    embedder = embedders.load(args.embedder)  # fail on a bad name before touching the catalog
     folder = Path(args.catalog)
+    name = args.embedder
+    if name is None and not args.rebuild and (folder / "index.json").exists():
+        name = Index.read_manifest(folder)["embedder"]["name"]  # extend with what built it
+    embedder = embedders.load(name)  # fail on a bad name before touching the catalog
     rows = []
     if args.source:
         source = Path(args.source)
@@ -203,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("index", help="import images into a catalog folder and index them")
     p.add_argument("source", nargs="?", help="a folder of images (root/<category>/...) or a CSV")
     p.add_argument("--catalog", required=True, help="catalog folder to create or extend")
-    p.add_argument("--embedder", default=None, help="bundled, imagenet, random, or a weights path (default: bundled if present)")
+    p.add_argument("--embedder", default=None, help="bundled, imagenet, random, or a weights path (default: the one the catalog's index was built with, else bundled)")
     p.add_argument("--factory", default=DEFAULT_FACTORY, help="FAISS index factory string (inner product)")
     p.add_argument("--image-column", default="image", help="CSV column holding image paths")
     p.add_argument("--rebuild", action="store_true", help="drop the existing index and embed everything again")
