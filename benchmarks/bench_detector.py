@@ -1,6 +1,6 @@
 """Detector latency on 640x480 photos with TensorFlow held to a number of CPU threads.
 
-python benchmarks/bench_detector.py --detector ssd-synth --threads 2 [--out docs/bench_detector.json]
+python benchmarks/bench_detector.py --detector bundled --threads 2 [--out docs/bench_detector.json]
 python benchmarks/bench_detector.py --random   # an exported random-weight SSD, for speed only
 """
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--detector", default="ssd-synth", help="registered name or path to a .pb")
+    parser.add_argument("--detector", default="bundled", help="registered name or path to a .pb")
     parser.add_argument(
         "--random", action="store_true", help="benchmark a random-weight export instead"
     )
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", help="also write the report here (JSON)")
     args = parser.parse_args(argv)
 
-    import tensorflow as tf
+    from detector._tf import tf  # torchvision before TensorFlow, or the process aborts
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
