@@ -178,9 +178,8 @@ def write_report(results: dict, out: Path, peak: float | None, bandwidth: float 
         "rest of the benchmark (see build_s at 10^5 and scale by ~10×).",
         "- Search figures use raw FAISS indexes from the same factory strings numbpie's `Index` wraps "
         "(in `IndexIDMap2`, which adds an id lookup per result and nothing measurable here).",
-        "- `numbpie.indexer.index_catalog` adds in chunks of 256 and `Index.add` trains an untrained "
-        "index on its first add, so an IVF factory from the CLI is trained on 256 vectors; "
-        "IVF/PQ catalogs need a training sample first (not changed here).",
+        "- `numbpie.index.Index` collects the vectors of an IVF/PQ factory in an exact index and trains "
+        "the factory on all of them when `index_catalog` finishes, as these benchmarks do.",
         "- `seconds` per section is in results.json.", ""]
     out.write_text("\n".join(md))
 
@@ -194,8 +193,8 @@ def merge(parts: list[dict]) -> dict:
     results["notes"] = [n for part in parts for n in part.get("notes", [])]
     if len(parts) > 1:
         commands = "; ".join("`python -m benchmarks.run " + " ".join(p["argv"]) + "`" for p in parts)
-        results["notes"].append(f"Merged from {len(parts)} runs that ran at the same time "
-                                f"(so they also competed with each other): {commands}.")
+        results["notes"].append(f"Merged from {len(parts)} runs (each section from the first run that "
+                                f"has it): {commands}.")
         results["machine"]["load_average"] = max(p["machine"]["load_average"] for p in parts)
         results["machine"]["load_average_end"] = max(p["machine"]["load_average_end"] for p in parts)
     return results
