@@ -10,7 +10,6 @@ the top-5 results carry the requested value.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to
 from numbpie.embedder import letterbox
+from numbpie.evaluate import embed_paths, split_products
 
 __all__ = [
     "EDITABLE", "EditCase", "Unchanged", "edit_cases", "evaluate_edits", "gallery_search", "l1_distance",
@@ -44,11 +44,9 @@ class EditCase:
 
 def edit_cases(data: str | Path, split: str = "test", per_value: int = 8) -> list[EditCase]:
     """Up to `per_value` products of `split` per (attribute, value) that can take the edit."""
-    from numbpie.catalog import Catalog
     from numbpie.synth import random_spec
 
-    ids = set(json.loads((Path(data) / "splits.json").read_text())[split])
-    specs = {p.id: random_spec(p.metadata["seed"]) for p in Catalog(Path(data) / "catalog.sqlite") if p.id in ids}
+    specs = {p.id: random_spec(p.metadata["seed"]) for p in split_products(data, split)}
     cases = []
     for attribute in EDITABLE:
         for value in ATTRIBUTES[attribute]:
@@ -125,14 +123,10 @@ class Unchanged:
 
 def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5) -> Callable[[Image.Image], list[dict]]:
     """A search over the split's product shots that returns the top-k products' tags."""
-    from numbpie import images
-    from numbpie.catalog import Catalog
     from numbpie.index import normalize
 
-    ids = set(json.loads((Path(data) / "splits.json").read_text())[split])
-    products = [p for p in Catalog(Path(data) / "catalog.sqlite") if p.id in ids]
-    gallery = np.concatenate([embedder.embed([images.load(p.image) for p in products[i:i + 32]])
-                              for i in range(0, len(products), 32)])
+    products = split_products(data, split)
+    gallery = embed_paths(embedder, [p.image for p in products])
     tags = [{"category": p.category, **p.attributes} for p in products]
 
     def search(image: Image.Image) -> list[dict]:

@@ -13,8 +13,8 @@ from numbpie import images
 from numbpie.index import normalize
 
 __all__ = [
-    "average_precision", "crop_with_margin", "evaluate_inshop", "evaluate_retrieval", "read_inshop_partition",
-    "recall_at_k", "retrieval_metrics", "street_queries",
+    "average_precision", "crop_with_margin", "embed_paths", "evaluate_inshop", "evaluate_retrieval",
+    "read_inshop_partition", "recall_at_k", "retrieval_metrics", "split_products", "street_queries",
 ]
 
 
@@ -69,20 +69,26 @@ def _query_crop(photo: Image.Image, box, crop: str, detector) -> Image.Image:
 def evaluate_retrieval(data: str | Path, embedder, crop: str = "gt", split: str = "test",
                        detector=None, batch: int = 32) -> dict:
     """Street-to-shop metrics: queries are `split` street garments, the gallery their product shots."""
-    from numbpie.catalog import Catalog
-
     data = Path(data)
-    ids = set(json.loads((data / "splits.json").read_text())[split])
-    products = [p for p in Catalog(data / "catalog.sqlite") if p.id in ids]
-    gallery = _embed_paths(embedder, [p.image for p in products], batch)
-    queries = street_queries(data, ids)
+    products = split_products(data, split)
+    gallery = embed_paths(embedder, [p.image for p in products], batch)
+    queries = street_queries(data, {p.id for p in products})
     pictures = [_query_crop(images.load(path), box, crop, detector) for _, path, box in queries]
     xq = np.concatenate([embedder.embed(pictures[i:i + batch]) for i in range(0, len(pictures), batch)])
     metrics = retrieval_metrics(xq, [q[0] for q in queries], gallery, [p.id for p in products])
     return {**metrics, "queries": len(queries), "gallery": len(products), "crop": crop, "split": split}
 
 
-def _embed_paths(embedder, paths: Sequence, batch: int) -> np.ndarray:
+def split_products(data: str | Path, split: str) -> list:
+    """The catalog products of one split (train, val or test) of a synth dataset, in id order."""
+    from numbpie.catalog import Catalog
+
+    ids = set(json.loads((Path(data) / "splits.json").read_text())[split])
+    return [p for p in Catalog(Path(data) / "catalog.sqlite") if p.id in ids]
+
+
+def embed_paths(embedder, paths: Sequence, batch: int = 32) -> np.ndarray:
+    """The embeddings of image files, loaded and embedded `batch` at a time."""
     return np.concatenate([embedder.embed([images.load(p) for p in paths[i:i + batch]])
                            for i in range(0, len(paths), batch)])
 

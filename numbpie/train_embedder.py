@@ -21,9 +21,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from safetensors.torch import load_file, save_file
 
 from numbpie import images
-from numbpie.catalog import Catalog
 from numbpie.embedder import build_inception, to_batch
-from numbpie.evaluate import crop_with_margin, street_queries
+from numbpie.evaluate import crop_with_margin, split_products, street_queries
 
 __all__ = ["Options", "add_arguments", "export", "keep_if_best", "main", "train"]
 
@@ -46,25 +45,31 @@ class Options:
     threads: int = 2
 
 
-def load_views(data: Path, split: str, size: int) -> tuple[list[Image.Image], list[int]]:
-    """Every view of the split's products, pre-shrunk to about 1.25x the input size."""
-    ids = set(json.loads((data / "splits.json").read_text())[split])
-    views, labels = [], []
+def split_views(data: Path, split: str, size: int, margin: float = 0.2) -> list[tuple[Image.Image, object, str]]:
+    """(view, product, kind) for every product, model and street view of the split's products.
 
-    def keep(picture: Image.Image, label: int) -> None:
+    Views are pre-shrunk to about 1.25x `size`; street views are their garment's box grown by `margin`.
+    """
+    def shrunk(picture: Image.Image) -> Image.Image:
         picture = picture.copy()
         picture.thumbnail((round(size * 1.25), round(size * 1.25)), Image.BILINEAR)
-        views.append(picture)
-        labels.append(label)
+        return picture
 
-    for product in Catalog(data / "catalog.sqlite"):
-        if product.id in ids:
-            keep(images.load(product.image), product.id)
-            if product.metadata.get("model"):
-                keep(images.load(data / product.metadata["model"]), product.id)
-    for pid, path, box in street_queries(data, ids):
-        keep(crop_with_margin(images.load(path), box, margin=0.2), pid)
-    return views, labels
+    products = {p.id: p for p in split_products(data, split)}
+    out = []
+    for product in products.values():
+        out.append((shrunk(images.load(product.image)), product, "product"))
+        if product.metadata.get("model"):
+            out.append((shrunk(images.load(Path(data) / product.metadata["model"])), product, "model"))
+    for pid, path, box in street_queries(Path(data), set(products)):
+        out.append((shrunk(crop_with_margin(images.load(path), box, margin=margin)), products[pid], "street"))
+    return out
+
+
+def load_views(data: Path, split: str, size: int) -> tuple[list[Image.Image], list[int]]:
+    """Every view of the split's products and its product id."""
+    views = split_views(data, split, size)
+    return [view for view, _, _ in views], [product.id for _, product, _ in views]
 
 
 def augment(picture: Image.Image, rng: random.Random) -> Image.Image:

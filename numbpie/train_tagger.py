@@ -18,12 +18,15 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from numbpie import images
-from numbpie.catalog import Catalog
 from numbpie.embedder import to_batch
-from numbpie.evaluate import crop_with_margin, street_queries
 from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets
-from numbpie.train_embedder import add_option_arguments, augment, lr_factor, run_training
+from numbpie.train_embedder import (
+    add_option_arguments,
+    augment,
+    lr_factor,
+    run_training,
+    split_views,
+)
 
 __all__ = ["Options", "add_arguments", "evaluate", "export", "labelled_views", "main", "train"]
 
@@ -43,46 +46,23 @@ class Options:
 
 def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list[Image.Image], list[dict]]:
     """Every view of the split's products (shrunk to ~1.25x `size`) with its attribute labels."""
-    ids = set(json.loads((Path(data) / "splits.json").read_text())[split])
-    views, labels = [], []
-    tags = {}
+    views = split_views(Path(data), split, size, margin=0.1)
+    return [view for view, _, _ in views], [_tags(product) for _, product, _ in views]
 
-    def keep(picture: Image.Image, label: dict) -> None:
-        picture.thumbnail((round(size * 1.25), round(size * 1.25)), Image.BILINEAR)
-        views.append(picture)
-        labels.append(label)
 
-    for product in Catalog(Path(data) / "catalog.sqlite"):
-        if product.id in ids:
-            tags[product.id] = {"category": product.category, **product.attributes}
-            keep(images.load(product.image), tags[product.id])
-            if product.metadata.get("model"):
-                keep(images.load(Path(data) / product.metadata["model"]), tags[product.id])
-    for pid, path, box in street_queries(Path(data), ids):
-        keep(crop_with_margin(images.load(path), box, margin=0.1), tags[pid])
-    return views, labels
+def _tags(product) -> dict[str, str]:
+    return {"category": product.category, **product.attributes}
 
 
 def evaluate(data: str | Path, tagger: Tagger, split: str = "test") -> dict[str, float]:
     """Per-attribute accuracy on the split's product shots and, separately, its street crops."""
-    views, labels = labelled_views(Path(data), split, tagger.input_size)
-    kinds = _view_kinds(Path(data), split)
+    views = split_views(Path(data), split, tagger.input_size, margin=0.1)
     out = {}
     for kind in ("product", "street"):
-        picks = [i for i, k in enumerate(kinds) if k == kind]
-        scores = accuracy(tagger, [views[i] for i in picks], [labels[i] for i in picks])
+        mine = [(view, _tags(product)) for view, product, found in views if found == kind]
+        scores = accuracy(tagger, [view for view, _ in mine], [tags for _, tags in mine])
         out.update({f"{kind}/{name}": value for name, value in scores.items()})
     return out
-
-
-def _view_kinds(data: Path, split: str) -> list[str]:
-    """What each of `labelled_views(data, split)` is: product, model or street (same order)."""
-    ids = set(json.loads((data / "splits.json").read_text())[split])
-    kinds = []
-    for product in Catalog(data / "catalog.sqlite"):
-        if product.id in ids:
-            kinds += ["product"] + (["model"] if product.metadata.get("model") else [])
-    return kinds + ["street"] * len(street_queries(data, ids))
 
 
 def tagger_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
