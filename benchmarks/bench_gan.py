@@ -1,4 +1,4 @@
-"""GAN edit latency per editor at the fashion_gan sizes, random weights (same FLOPs as trained ones)."""
+"""GAN edit latency per editor: the bundled editors, and random weights at the fashion_gan sizes (same FLOPs as trained ones)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import percentiles, time_calls
 
-__all__ = ["editors", "gan_rows"]
+__all__ = ["bundled_editors", "editors", "gan_rows"]
 
 
 def editors() -> dict:
@@ -27,6 +27,18 @@ def editors() -> dict:
             for family, net in nets.items()}
 
 
+def bundled_editors() -> dict:
+    """family -> the bundled gan.Editor (floral_add for CycleGAN); empty when none are registered."""
+    from numbpie.models import bundled_editor
+
+    style = bundled_editor()
+    if style is None:
+        return {}
+    found = {"stargan": style.stargan[0] if style.stargan else None,
+             "cyclegan": style.cyclegan.get("floral_add"), "pix2pix": style.pix2pix}
+    return {family: editor for family, editor in found.items() if editor is not None}
+
+
 def _flops(editor) -> float:
     x = torch.zeros(1, 3, editor.image_size, editor.image_size)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
@@ -38,7 +50,8 @@ def gan_rows(image, runs: int = 10, peak_gflops: float | None = None) -> list[di
     """Editor.apply latency (resize in, generator, resize out) per editor, fp32 and bf16 autocast."""
     label = {"category": "dress", "sleeve_length": "long", "fit": "loose", "neckline": "v", "length": "knee"}
     rows = []
-    for family, editor in editors().items():
+    sets = [("bundled", bundled_editors()), ("fashion_gan sizes, random", editors())]
+    for weights, family, editor in [(w, f, e) for w, found in sets for f, e in found.items()]:
         flops = _flops(editor)
         target = label if family == "stargan" else None
         for variant in ("fp32", "bf16"):
@@ -46,7 +59,7 @@ def gan_rows(image, runs: int = 10, peak_gflops: float | None = None) -> list[di
                 seconds = time_calls(lambda e=editor, t=target: e.apply(image, t), runs)
             p = percentiles(seconds)
             gflops = flops / (p["p50_ms"] / 1e3) / 1e9
-            rows.append({"editor": family, "input_px": editor.image_size, "variant": variant,
+            rows.append({"editor": family, "weights": weights, "input_px": editor.image_size, "variant": variant,
                          "gflop_per_image": flops / 1e9, **p, "gflops": gflops,
                          "of_peak": gflops / peak_gflops if peak_gflops and variant == "fp32" else None})
     return rows

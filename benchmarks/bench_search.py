@@ -124,8 +124,13 @@ def _mem_available() -> int:
 
 def search_rows(n: int, kind: str = "clustered", nq: int = 100, k: int = 5,
                 efs=(16, 32, 64, 128), nprobes=(1, 4, 16, 64), pq_m: int = 64,
-                hnsw: bool = True, flat: bool = True, flat_nq: int | None = None) -> list[dict]:
-    """Rows (index, factory, param, p50/p95 ms per single query, recall@k, bytes/vector, build s)."""
+                hnsw: bool = True, flat: bool = True, flat_nq: int | None = None,
+                sq8: bool = True) -> list[dict]:
+    """Rows (index, factory, param, p50/p95 ms per single query, recall@k, bytes/vector, build s).
+
+    IVF rows come with their own codes (PQ or, with `sq8`, 8-bit scalar) and with a rerank of a
+    k_factor_rf-times-longer shortlist on finer codes (Refine).
+    """
     source = VectorSource(kind)
     xq = source.queries(nq)
     gt = exact_search(source, n, xq, k)
@@ -153,19 +158,23 @@ def search_rows(n: int, kind: str = "clustered", nq: int = 100, k: int = 5,
             row("HNSW", "HNSW32,Flat", f"efSearch={ef}", index, seconds, ids, nbytes, build_s)
         del index
     nlist = 256 if n <= 20_000 else 1024
-    factory = f"IVF{nlist},PQ{pq_m},Refine(SQ8)"
-    index, build_s = _build(factory, source, n, train_size=max(40 * nlist, 10_000))
-    base = faiss.downcast_index(index.base_index)
-    base_bytes, all_bytes = index_bytes(base), index_bytes(index)
-    for nprobe in nprobes:
-        base.nprobe = nprobe
-        seconds, ids = _single_queries(base, xq, k)
-        row("IVF-PQ", f"IVF{nlist},PQ{pq_m}", f"nprobe={nprobe}", base, seconds, ids, base_bytes, build_s)
-    for nprobe in nprobes[1:]:
-        faiss.ParameterSpace().set_index_parameters(index, f"nprobe={nprobe},k_factor_rf=8")
-        seconds, ids = _single_queries(index, xq, k)
-        row("IVF-PQ + SQ8 rerank", factory, f"nprobe={nprobe},k_factor_rf=8", index, seconds, ids,
-            all_bytes, build_s)
+    codes = [(f"PQ{pq_m}", "SQ8", 8)] + ([("SQ8", "SQfp16", 4)] if sq8 else [])
+    for code, rerank, k_factor in codes:
+        name = "IVF-PQ" if code.startswith("PQ") else f"IVF-{code}"
+        factory = f"IVF{nlist},{code},Refine({rerank})"
+        index, build_s = _build(factory, source, n, train_size=max(40 * nlist, 10_000))
+        base = faiss.downcast_index(index.base_index)
+        base_bytes, all_bytes = index_bytes(base), index_bytes(index)
+        for nprobe in nprobes:
+            base.nprobe = nprobe
+            seconds, ids = _single_queries(base, xq, k)
+            row(name, f"IVF{nlist},{code}", f"nprobe={nprobe}", base, seconds, ids, base_bytes, build_s)
+        for nprobe in nprobes[1:]:
+            param = f"nprobe={nprobe},k_factor_rf={k_factor}"
+            faiss.ParameterSpace().set_index_parameters(index, param)
+            seconds, ids = _single_queries(index, xq, k)
+            row(f"{name} + {rerank} rerank", factory, param, index, seconds, ids, all_bytes, build_s)
+        del index, base
     return rows
 
 

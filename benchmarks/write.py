@@ -145,9 +145,10 @@ def write_report(results: dict, out: Path, peak: float | None, bandwidth: float 
 
     if "gan" in results:
         md += ["## GAN edit latency per editor", "",
-               "`gan.Editor.apply` (resize in, generator, resize out) with random weights at the fashion_gan "
-               "sizes (StarGAN conv_dim 64 / 6 blocks at 128 px over our 13-value shape label, CycleGAN "
-               "ResNet-9 at 256 px, pix2pix U-Net-8 at 256 px); `of_peak` is against the fp32 matmul peak.", "",
+               "`gan.Editor.apply` (resize in, generator, resize out) for the bundled editors and with random "
+               "weights at the fashion_gan sizes (StarGAN conv_dim 64 / 6 blocks at 128 px over our 13-value "
+               "shape label, CycleGAN ResNet-9 at 256 px, pix2pix U-Net-8 at 256 px); `of_peak` is against "
+               "the fp32 matmul peak.", "",
                report.table(results["gan"]["rows"])]
 
     if "search" in results:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
 
 from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to, validate_tags
@@ -21,6 +22,7 @@ __all__ = [
     "StyleEditor",
     "denorm",
     "encode_label",
+    "keep_detail",
     "pattern_plan",
     "to_image",
     "to_tensor",
@@ -45,8 +47,9 @@ DIRECTIONS = ("floral_add", "floral_remove", "stripes_add", "stripes_remove")
 
 
 def to_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """An RGB image as a (1, 3, size, size) float tensor in [-1, 1] (mean 0.5, std 0.5)."""
-    pixels = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), np.float32)
+    """An RGB image as a (1, 3, size, size) float tensor in [-1, 1] (mean 0.5, std 0.5); size 0 keeps its size."""
+    image = image.convert("RGB")
+    pixels = np.asarray(image if size == 0 else image.resize((size, size), Image.BILINEAR), np.float32)
     return torch.from_numpy(pixels / 127.5 - 1.0).permute(2, 0, 1)[None]
 
 
@@ -62,6 +65,17 @@ def to_image(x: torch.Tensor, size: tuple[int, int] | None = None) -> Image.Imag
     return (
         image if size is None or image.size == tuple(size) else image.resize(size, Image.BILINEAR)
     )
+
+
+def keep_detail(image: Image.Image, x: torch.Tensor, y: torch.Tensor) -> Image.Image:
+    """`image` plus the generator's change (y - x, at its input size) upsampled to `image`'s size.
+
+    Where the generator changes nothing, the edit keeps every pixel of the full-size input
+    instead of a blurred copy of its small version.
+    """
+    full = to_tensor(image, 0)
+    delta = F.interpolate(y - x, size=full.shape[2:], mode="bilinear", align_corners=False)
+    return to_image((full + delta)[0].clamp_(-1, 1))
 
 
 def encode_label(target: Mapping[str, str], layout: Layout) -> list[float]:
@@ -134,7 +148,9 @@ class Editor:
         x = to_tensor(image, self.image_size)
         with torch.inference_mode():
             y = self.net(x, self.label(label)) if self.family == "stargan" else self.net(x)
-        return to_image(y[0], image.size)
+        if self.family == "pix2pix":  # a new view: nothing of the input's detail carries over
+            return to_image(y[0], image.size)
+        return keep_detail(image, x, y)
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,8 @@ def load(
     path, entry = resolve("gan", name_or_path)
     state, metadata = read_weights(path)
     found, config = detect(state)
+    if metadata.get("residual") == "1":  # a change-predicting generator (see gan.models)
+        config["residual"] = True
     if family is not None and family != found:
         raise WeightsError(f"{path} holds a {found} generator, not a {family} one.")
     net = build(found, config)
@@ -176,6 +178,7 @@ def save(editor: Editor, path: str | Path) -> Path:
         "image_size": str(editor.image_size),
         "layout": json.dumps([[name, list(values)] for name, values in editor.layout]),
         "name": editor.name,
+        "residual": "1" if getattr(editor.net, "residual", False) else "0",
         "mean": "0.5,0.5,0.5",
         "std": "0.5,0.5,0.5",
     }

@@ -21,7 +21,17 @@ __all__ = [
     "ResnetGenerator",
     "UnetGenerator",
     "UnetSkipConnectionBlock",
+    "with_residual",
 ]
+
+
+def with_residual(x: torch.Tensor, out: torch.Tensor, residual: bool) -> torch.Tensor:
+    """`out`, or with `residual` the input plus `out` as a change, kept in [-1, 1].
+
+    A residual generator starts as the identity (its last conv is zeroed) and only learns
+    what an edit changes, which is what lets small editors train on a CPU.
+    """
+    return (x + out).clamp(-1, 1) if residual else out
 
 
 # ---------------------------------------------------------------- StarGAN (shape edits)
@@ -47,7 +57,7 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     """StarGAN generator: an image plus a target label vector in, the edited image out."""
 
-    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, residual: bool = False):
         super().__init__()
         dim = conv_dim
         layers = [
@@ -74,11 +84,13 @@ class Generator(nn.Module):
             dim //= 2
         layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.c_dim = c_dim
+        self.c_dim, self.residual = c_dim, residual
+        if residual:
+            nn.init.zeros_(layers[-2].weight)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         c = c.view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
-        return self.main(torch.cat([x, c.to(x.dtype)], dim=1))
+        return with_residual(x, self.main(torch.cat([x, c.to(x.dtype)], dim=1)), self.residual)
 
 
 class Discriminator(nn.Module):
@@ -146,7 +158,10 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """CycleGAN generator: two downsamplings, `n_blocks` residual blocks, two upsamplings."""
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9):
+    def __init__(
+        self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
+        residual: bool = False,
+    ):
         super().__init__()
         layers = [
             nn.ReflectionPad2d(3),
@@ -168,9 +183,13 @@ class ResnetGenerator(nn.Module):
             dim //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(dim, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.residual = residual and input_nc == output_nc
+        if self.residual:
+            nn.init.zeros_(layers[-2].weight)
+            nn.init.zeros_(layers[-2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return with_residual(x, self.model(x), self.residual)
 
 
 class PatchDiscriminator(nn.Module):

@@ -166,15 +166,17 @@ def _eval_inshop(args) -> dict:
     return {**metrics, "embedder": model.name}
 
 
-def _load_editor(name: str):
+def _load_editor(name: str, args):
     from numbpie import edit_eval
 
     if name == "identity":
         return edit_eval.Unchanged()
-    if name == "fashion_gan":
+    if name == "truth":
+        return edit_eval.TrueRender(args.data, args.split)
+    if name == "fashion_gan" or Path(name).is_dir():  # a folder laid out like fashion_gan's models/
         import gan
 
-        return gan.load_fashion_gan()
+        return gan.load_fashion_gan(None if name == "fashion_gan" else name)
     from numbpie import models
 
     editor = models.bundled_editor()
@@ -188,8 +190,12 @@ def _eval_edits(args) -> dict:
     from numbpie import edit_eval, tagger
     from numbpie import embedder as embedders
 
+    editor = _load_editor(args.editor, args)
+    if args.sheet:
+        edit_eval.edit_sheet(args.data, editor, args.split).save(args.sheet, optimize=True)
+        print(f"contact sheet: {args.sheet}", file=sys.stderr)
     search = None if args.no_search else edit_eval.gallery_search(args.data, embedders.load(args.embedder), args.split)
-    metrics = edit_eval.evaluate_edits(args.data, _load_editor(args.editor), tagger.load(args.tagger), args.split,
+    metrics = edit_eval.evaluate_edits(args.data, editor, tagger.load(args.tagger), args.split,
                                        args.per_value, search, progress=_progress_bar("edit"))
     if not args.json:  # the per-value breakdown as one line each
         for key, row in metrics.pop("per_value").items():
@@ -247,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "inshop: DeepFashion In-shop Recall@1/10/20")
     p.add_argument("--data", help="a dataset written by `python -m numbpie synth` (retrieval, detector, edits)")
     p.add_argument("--root", help="the DeepFashion In-shop folder, holding Eval/ and img/ (inshop)")
-    p.add_argument("--editor", default="bundled", help="edits: bundled, fashion_gan or identity (the baseline)")
+    p.add_argument("--editor", default="bundled",
+                   help="edits: bundled, fashion_gan, a folder written by python -m gan.train, identity (the "
+                        "do-nothing baseline) or truth (renders the true edit: the judges' ceiling)")
+    p.add_argument("--sheet", default=None, help="edits: also write a contact sheet (PNG) of 8 products under every tag")
     p.add_argument("--tagger", default="bundled", help="edits: tagger name or path that judges the edits")
     p.add_argument("--per-value", type=int, default=8, help="edits: products edited per attribute value")
     p.add_argument("--no-search", action="store_true", help="edits: skip the edit-then-search figure")

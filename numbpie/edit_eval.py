@@ -21,8 +21,8 @@ from numbpie.embedder import letterbox
 from numbpie.evaluate import embed_paths, split_products
 
 __all__ = [
-    "EDITABLE", "EditCase", "Unchanged", "edit_cases", "evaluate_edits", "gallery_search", "l1_distance",
-    "summarise",
+    "EDITABLE", "EditCase", "TrueRender", "Unchanged", "edit_cases", "edit_sheet", "evaluate_edits", "gallery_search",
+    "l1_distance", "summarise", "supports",
 ]
 
 EDITABLE = (*SHAPE_ATTRIBUTES, "pattern")
@@ -54,6 +54,21 @@ def edit_cases(data: str | Path, split: str = "test", per_value: int = 8) -> lis
                     if applies_to(attribute, spec.category) and getattr(spec, attribute) != value]
             cases += [EditCase(pid, specs[pid], attribute, value) for pid in fits[:per_value]]
     return cases
+
+
+def supports(editor, attribute: str, value: str, current: dict) -> bool:
+    """Whether `editor` holds the generators this edit needs (editors without GAN parts edit anything)."""
+    if attribute == "pattern":
+        from gan.editor import pattern_plan
+
+        cyclegan = getattr(editor, "cyclegan", None)
+        return cyclegan is None or all(d in cyclegan for d in pattern_plan(value, current.get("pattern")))
+    stargan = getattr(editor, "stargan", None)
+    return stargan is None or any(attribute in e.attributes for e in stargan)
+
+
+def _current(spec) -> dict[str, str]:
+    return {"category": spec.category, **spec.attributes}
 
 
 def l1_distance(a: Image.Image, b: Image.Image, size: int = 128) -> float:
@@ -100,16 +115,18 @@ def evaluate_edits(data: str | Path, editor, tagger, split: str = "test", per_va
     cases = edit_cases(data, split, per_value)
     if not cases:
         raise ValueError(f"The {split} split of {data} has no products to edit.")
+    doable = [c for c in cases if supports(editor, c.attribute, c.value, _current(c.spec))]
+    if not doable:
+        raise ValueError("The editor has none of the generators these edits need.")
     rows = []
-    for done, case in enumerate(cases, start=1):
+    for done, case in enumerate(doable, start=1):
         source = render_product(case.spec)
         truth = render_product(dataclasses.replace(case.spec, **{case.attribute: case.value}))
-        current = {"category": case.spec.category, **case.spec.attributes}
-        edited = editor.edit(source, {case.attribute: case.value}, current=current).image
+        edited = editor.edit(source, {case.attribute: case.value}, current=_current(case.spec)).image
         rows.append(_judge(case, source, edited, truth, tagger, search))
         if progress:
-            progress(done, len(cases))
-    return summarise(rows, [c.key for c in cases])
+            progress(done, len(doable))
+    return {**summarise(rows, [c.key for c in doable]), "skipped": len(cases) - len(doable)}
 
 
 class Unchanged:
@@ -119,6 +136,29 @@ class Unchanged:
         from gan import Edit
 
         return Edit(image, [("crop", image)])
+
+
+class TrueRender:
+    """The perfect editor for a split's products: it renders the true edited garment.
+
+    What it scores is the ceiling the judges (tagger, embedder) allow any editor.
+    """
+
+    def __init__(self, data: str | Path, split: str = "test"):
+        from numbpie.synth import random_spec, render_product
+
+        specs = [random_spec(p.metadata["seed"]) for p in split_products(data, split)]
+        self._specs = {render_product(spec).tobytes(): spec for spec in specs}
+
+    def edit(self, image, tags, model_view=False, current=None):
+        from gan import Edit
+        from numbpie.synth import render_product
+
+        spec = self._specs.get(image.convert("RGB").tobytes())
+        if spec is None:
+            raise ValueError("TrueRender edits only the product shots of the split it was made for.")
+        edited = render_product(dataclasses.replace(spec, **tags))
+        return Edit(edited, [("crop", image), ("shape", edited)])
 
 
 def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5) -> Callable[[Image.Image], list[dict]]:
@@ -134,3 +174,44 @@ def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5) 
         return [tags[i] for i in np.argsort(-scores, kind="stable")[:k]]
 
     return search
+
+
+def _labelled(image: Image.Image, text: str, size: int) -> Image.Image:
+    from PIL import ImageDraw
+
+    cell = Image.new("RGB", (size, size + 16), (255, 255, 255))
+    cell.paste(image.resize((size, size), Image.BILINEAR), (0, 16))
+    ImageDraw.Draw(cell).text((3, 2), text, fill=(40, 40, 40))
+    return cell
+
+
+def edit_sheet(data: str | Path, editor, split: str = "test", count: int = 8, size: int = 128) -> Image.Image:
+    """`count` held-out products (half tops, half dresses), each edited to every tag value in turn.
+
+    Column one is the product; a value it already has, or one that does not apply, stays blank.
+    With a pix2pix generator, the last column is the model view.
+    """
+    from numbpie.synth import random_spec, render_product
+
+    specs = [random_spec(p.metadata["seed"]) for p in split_products(data, split)]
+    picked = ([s for s in specs if s.category == "top"][: count // 2]
+              + [s for s in specs if s.category == "dress"][: count - count // 2])
+    columns = [(a, v) for a in EDITABLE for v in ATTRIBUTES[a]]
+    model_view = getattr(editor, "pix2pix", None) is not None
+    blank = Image.new("RGB", (size, size), (235, 235, 235))
+    cells = []
+    for spec in picked:
+        source, current = render_product(spec), _current(spec)
+        cells.append(_labelled(source, spec.category, size))
+        for attribute, value in columns:
+            doable = (applies_to(attribute, spec.category) and current.get(attribute) != value
+                      and supports(editor, attribute, value, current))
+            image = editor.edit(source, {attribute: value}, current=current).image if doable else blank
+            cells.append(_labelled(image, f"{attribute.replace('_length', '')}={value}", size))
+        if model_view:
+            cells.append(_labelled(editor.edit(source, {}, model_view=True, current=current).image, "model view", size))
+    width = len(cells) // len(picked)
+    sheet = Image.new("RGB", (width * size, len(picked) * (size + 16)), (255, 255, 255))
+    for i, cell in enumerate(cells):
+        sheet.paste(cell, ((i % width) * size, (i // width) * (size + 16)))
+    return sheet

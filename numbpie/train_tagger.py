@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from numbpie.embedder import to_batch
-from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets
+from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets, load
 from numbpie.train_embedder import (
     add_option_arguments,
     augment,
@@ -28,7 +28,7 @@ from numbpie.train_embedder import (
     split_views,
 )
 
-__all__ = ["Options", "add_arguments", "evaluate", "export", "labelled_views", "main", "train"]
+__all__ = ["Options", "add_arguments", "evaluate", "export", "fresh_products", "labelled_views", "main", "train"]
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Options:
     checkpoint_every: int = 100
     seed: int = 0
     threads: int = 2
+    fresh: float = 0.0  # share of each batch rendered on the fly: new product shots, never in a dataset
+    init: str = ""  # start from these tagger weights (fine-tuning) instead of from scratch
 
 
 def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list[Image.Image], list[dict]]:
@@ -52,6 +54,15 @@ def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list
 
 def _tags(product) -> dict[str, str]:
     return {"category": product.category, **product.attributes}
+
+
+def fresh_products(rng: random.Random, count: int, size: int) -> tuple[list[Image.Image], list[dict]]:
+    """`count` product shots of new synthetic garments (seeds in TRAIN_SEEDS) and their labels."""
+    from numbpie.synth import TRAIN_SEEDS, random_spec, render_product
+
+    specs = [random_spec(rng.randrange(*TRAIN_SEEDS)) for _ in range(count)]
+    return [render_product(spec, size=round(size * 1.25)) for spec in specs], [
+        {"category": spec.category, **spec.attributes} for spec in specs]
 
 
 def evaluate(data: str | Path, tagger: Tagger, split: str = "test") -> dict[str, float]:
@@ -100,6 +111,8 @@ def train(options: Options, log=print) -> Tagger:
     torch.manual_seed(options.seed)
     views, labels = labelled_views(Path(options.data), "train", options.input_size)
     model = TaggerNet().train()
+    if options.init and not (Path(options.out) / "progress.json").exists():
+        model.load_state_dict(load(options.init).model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
     step = _resume(model, optimizer, Path(options.out))
     if step:
@@ -107,9 +120,13 @@ def train(options: Options, log=print) -> Tagger:
     rng = random.Random(options.seed + step)
     bar = tqdm(total=options.steps, initial=step, desc="train tagger", unit="step")
     while step < options.steps:
-        picks = rng.sample(range(len(views)), min(options.batch_size, len(views)))
-        batch = to_batch([augment(views[i], rng) for i in picks], options.input_size, MEAN, STD)
-        loss = tagger_loss(model(torch.from_numpy(batch)), label_targets([labels[i] for i in picks]))
+        fresh = round(options.batch_size * options.fresh)
+        picks = rng.sample(range(len(views)), min(options.batch_size - fresh, len(views)))
+        images, targets = fresh_products(rng, fresh, options.input_size)
+        images += [views[i] for i in picks]
+        targets += [labels[i] for i in picks]
+        batch = to_batch([augment(image, rng) for image in images], options.input_size, MEAN, STD)
+        loss = tagger_loss(model(torch.from_numpy(batch)), label_targets(targets))
         for group in optimizer.param_groups:
             group["lr"] = options.lr * lr_factor(step, options.steps)
         optimizer.zero_grad(set_to_none=True)

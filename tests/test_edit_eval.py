@@ -105,6 +105,37 @@ def test_cli_eval_edits_json(world, tmp_path, capsys):
     assert set(metrics["per_value"]) <= {f"{a}={v}" for a in edit_eval.EDITABLE for v in ATTRIBUTES[a]}
 
 
-def test_cli_eval_edits_without_bundled_editors_says_what_to_do(world, capsys):
+def test_cli_eval_edits_without_bundled_editors_says_what_to_do(world, capsys, monkeypatch):
+    from numbpie import models
+
+    monkeypatch.setattr(models, "bundled_editor", lambda tagger=None: None)
     assert main(["eval", "edits", "--data", str(world), "--no-search"]) == 2
     assert "--editor identity" in capsys.readouterr().err
+
+
+def test_cli_eval_edits_of_a_training_folder_skips_what_it_cannot_edit_and_writes_a_sheet(world, tmp_path, capsys):
+    import gan
+    from gan.editor import SHAPE_LAYOUT, Editor
+    from gan.models import Generator, ResnetGenerator
+
+    folder = tmp_path / "run"  # what python -m gan.train exports: a StarGAN and one CycleGAN pair
+    gan.save(Editor("stargan", Generator(4, 13, 1, residual=True), 16, SHAPE_LAYOUT, "shape"),
+             folder / "stargan" / "shape.safetensors")
+    for direction in ("floral_add", "floral_remove"):
+        gan.save(Editor("cyclegan", ResnetGenerator(ngf=4, n_blocks=1, residual=True), 16, name=direction),
+                 folder / "cyclegan" / "floral" / f"{direction}.safetensors")
+    save_file(TaggerNet().state_dict(), tmp_path / "tagger.safetensors")
+    sheet = tmp_path / "sheet.png"
+    code = main(["eval", "edits", "--data", str(world), "--editor", str(folder), "--tagger",
+                 str(tmp_path / "tagger.safetensors"), "--per-value", "1", "--json", "--no-search",
+                 "--sheet", str(sheet)])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["skipped"] > 0  # stripes edits: no stripes CycleGAN in the folder
+    assert not any(k.startswith("pattern=stripes") for k in metrics["per_value"])
+    assert metrics["l1_ratio"] == pytest.approx(1.0, abs=0.02)  # untrained residual editors change nothing
+    from PIL import Image
+
+    with Image.open(sheet) as image:  # 8 rows (or fewer products), a column per tag value plus the product
+        columns = 1 + sum(len(ATTRIBUTES[a]) for a in edit_eval.EDITABLE)
+        assert image.width == columns * 128

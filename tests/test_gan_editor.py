@@ -14,6 +14,7 @@ from gan.editor import (
     Editor,
     StyleEditor,
     encode_label,
+    keep_detail,
     pattern_plan,
     to_image,
     to_tensor,
@@ -81,6 +82,22 @@ def test_tensor_round_trip_keeps_pixels():
     assert to_image(x[0], (40, 30)).size == (40, 30)
 
 
+def test_keep_detail_returns_the_full_size_input_where_the_generator_changes_nothing():
+    image = garment(size=(40, 48))
+    x = to_tensor(image, 16)
+    assert np.array_equal(np.asarray(keep_detail(image, x, x.clone())), np.asarray(image))
+
+
+def test_keep_detail_adds_the_upsampled_change():
+    image = Image.new("RGB", (40, 48), (100, 100, 100))
+    x = to_tensor(image, 16)
+    y = x.clone()
+    y[:, 0, :8] += 0.5  # brighten the red channel of the top half by 0.5 * 127.5
+    out = np.asarray(keep_detail(image, x, y)).astype(int)
+    assert out.shape == (48, 40, 3)
+    assert abs(out[2, 20, 0] - 164) <= 1 and out[45, 20, 0] == 100 and (out[..., 1] == 100).all()
+
+
 def test_encode_label_concatenates_one_hot_groups_and_zeros_length_for_tops():
     vector = encode_label({**TOP, "fit": "loose"}, SHAPE_LAYOUT)
     expected = [0, 1, 0, 0] + [0, 0, 1] + [1, 0, 0] + [0, 0, 0]
@@ -136,7 +153,8 @@ def test_edit_runs_shape_then_pattern_then_model_view():
         np.asarray(result.steps[0][1]), np.asarray(image)
     )
     assert all(step.size == image.size for _, step in result.steps)
-    assert np.asarray(result.steps[1][1]).max() == 0  # stargan paints -1 -> black
+    # stargan paints -1: the edit darkens the garment, keeping only its fine detail
+    assert np.asarray(result.steps[1][1]).mean() < 0.5 * np.asarray(image).mean()
     assert result.image is result.steps[-1][1]
     assert np.asarray(result.image).mean() == pytest.approx(0.625 * 255, abs=1)
 

@@ -87,6 +87,24 @@ def test_safetensors_round_trip_keeps_weights_size_and_labels(tmp_path):
     )
 
 
+@pytest.mark.parametrize("family", ["stargan", "cyclegan"])
+def test_residual_generators_start_as_the_identity_and_round_trip(family, tmp_path):
+    torch.manual_seed(0)
+    net = Generator(8, 13, 1, residual=True) if family == "stargan" else ResnetGenerator(ngf=4, n_blocks=1, residual=True)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    label = torch.zeros(2, 13)
+    run = (lambda n, v: n(v, label)) if family == "stargan" else (lambda n, v: n(v))
+    assert torch.equal(run(net.eval(), x), x)
+
+    for p in net.parameters():  # a trained one: no longer the identity
+        p.data.normal_(0, 0.2)
+    editor = Editor(family, net.eval(), 16, SHAPE_LAYOUT if family == "stargan" else (), "r")
+    loaded = gan.load(gan.save(editor, tmp_path / "r.safetensors"))
+    assert loaded.net.residual
+    assert torch.equal(run(loaded.net, x), run(net, x))
+    assert not torch.equal(run(loaded.net, x), x)
+
+
 def test_pth_state_dicts_load_with_module_prefix(tmp_path):
     net = ResnetGenerator(ngf=4, n_blocks=1)
     torch.save(

@@ -208,3 +208,16 @@ def test_resuming_with_other_sizes_is_refused(tmp_path):
     train(options("stargan", tmp_path, 1), world=WORLD)
     with pytest.raises(SystemExit, match="width=4"):
         train(options("stargan", tmp_path, 2, "--width", "8"), world=WORLD)
+
+
+def test_paired_l1_weights_the_pixels_the_edit_changes():
+    from gan.train import paired_l1
+
+    source = torch.zeros(1, 3, 4, 4)
+    truth = source.clone()
+    truth[..., 0, 0] = 1.0  # the edit changes one pixel of 16
+    assert paired_l1(source, truth, source, focus=0.0) == pytest.approx(3 / 48)
+    assert paired_l1(source, truth, source, focus=9.0) == pytest.approx(10 * 3 / 48)
+    wrong_elsewhere = truth.clone()
+    wrong_elsewhere[..., 3, 3] = 1.0  # an error where nothing changed counts once
+    assert paired_l1(wrong_elsewhere, truth, source, focus=9.0) == pytest.approx(3 / 48)

@@ -77,6 +77,31 @@ def test_train_resumes_exports_and_loads(tiny_world, tmp_path):
     assert set(tags) >= set(ATTRIBUTES) - {"length"}
 
 
+def test_fresh_products_are_new_garments_with_their_labels():
+    import random
+
+    images, labels = train_tagger.fresh_products(random.Random(0), 3, 64)
+    again, same = train_tagger.fresh_products(random.Random(0), 3, 64)
+    assert [im.size for im in images] == [(80, 80)] * 3 and labels == same
+    assert [im.tobytes() for im in images] == [im.tobytes() for im in again]
+    assert all(set(label) >= set(ATTRIBUTES) - {"length"} for label in labels)
+    assert all(("length" in label) == (label["category"] == "dress") for label in labels)
+
+
+def test_fine_tuning_starts_from_the_given_weights(tiny_world, tmp_path):
+    base = train_tagger.Options(data=str(tiny_world), out=str(tmp_path / "base"), input_size=64, batch_size=4,
+                                steps=1, threads=1)
+    train_tagger.train(base, log=lambda *_: None)
+    start = train_tagger.export(tmp_path / "base", tmp_path / "base.safetensors")
+    tuned = train_tagger.Options(**{**vars(base), "out": str(tmp_path / "tuned"), "steps": 1, "lr": 0.0,
+                                    "fresh": 0.5, "init": str(start)})
+    model = train_tagger.train(tuned, log=lambda *_: None).model
+    # lr 0: the weights stay the initial ones (BatchNorm statistics aside)
+    before = tagger.load(start).model.state_dict()
+    assert all(torch.allclose(v.float(), before[k].float(), atol=1e-3)
+               for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k)
+
+
 def test_load_refuses_other_files(tmp_path):
     save_file({"weight": torch.zeros(2)}, tmp_path / "other.safetensors")
     with pytest.raises(weights.WeightsError):

@@ -14,12 +14,15 @@ from numbpie.synth.product import render_product
 from numbpie.synth.spec import random_spec, title
 from numbpie.synth.street import render_street
 
-__all__ = ["CATEGORY_IDS", "STREET_SIZE", "product_seed", "split_ids", "write_dataset"]
+__all__ = ["CATEGORY_IDS", "STREET_SIZE", "TRAIN_SEEDS", "product_seed", "split_ids", "write_dataset"]
 
 CATEGORY_IDS = {"top": 1, "dress": 2}
 _SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 _TWO_FIGURES = 0.25  # share of street photos with a second figure
 STREET_SIZE = (640, 480)
+# random_spec seeds for products rendered on the fly in training: above every dataset seed
+# (product_seed keeps 31 bits), so no dataset product, held-out ones included, is trained on.
+TRAIN_SEEDS = (2**31, 2**32)
 
 
 def product_seed(seed: int, product_id: int) -> int:
