@@ -86,7 +86,7 @@ def run_gan(quick: bool, peak: float | None) -> dict:
                                        peak_gflops=peak)}
 
 
-def run_search(quick: bool) -> dict:
+def run_search(quick: bool, sizes: set[int]) -> dict:
     from benchmarks import bench_search
 
     rows = []
@@ -94,11 +94,14 @@ def run_search(quick: bool) -> dict:
         rows += bench_search.search_rows(10_000, nq=30, efs=(16, 64), nprobes=(1, 4, 16))
         rows += bench_search.search_rows(10_000, "random", nq=30, efs=(16, 64), nprobes=(1, 16))
         return {"rows": rows}
-    rows += bench_search.search_rows(10_000)
-    rows += bench_search.search_rows(10_000, "random", efs=(16, 64, 256), nprobes=(1, 16, 64))
-    rows += bench_search.search_rows(100_000)
-    # HNSW over 10^6 x 2048 takes far longer to build on 2 cores than this run may take.
-    rows += bench_search.search_rows(1_000_000, hnsw=False, flat_nq=10, nprobes=(1, 4, 16, 64))
+    if 10_000 in sizes:
+        rows += bench_search.search_rows(10_000)
+        rows += bench_search.search_rows(10_000, "random", efs=(16, 64, 256), nprobes=(1, 16, 64))
+    if 100_000 in sizes:
+        rows += bench_search.search_rows(100_000)
+    if 1_000_000 in sizes:
+        # HNSW over 10^6 x 2048 takes far longer to build on 2 cores than this run may take.
+        rows += bench_search.search_rows(1_000_000, hnsw=False, flat_nq=10, nprobes=(1, 4, 16, 64))
     return {"rows": rows}
 
 
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few runs (minutes)")
     parser.add_argument("--out", default="docs/benchmarks.md", help="report to write")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    parser.add_argument("--search-sizes", default="10000,100000,1000000",
+                        help="catalog sizes for the full search section (comma-separated)")
     parser.add_argument("--threads", type=int, default=2, help="one pool size for torch, FAISS and TF")
     parser.add_argument("--from-json", help="only rewrite the report from results.json files of "
                         "earlier runs (comma-separated: their sections are merged, first wins)")
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, call in (("embed", lambda: run_embed(args.quick, peak)),
                        ("pipeline", lambda: run_pipeline(args.quick)),
                        ("gan", lambda: run_gan(args.quick, peak)),
-                       ("search", lambda: run_search(args.quick)),
+                       ("search", lambda: run_search(args.quick, {int(n) for n in args.search_sizes.split(",")})),
                        ("flat", lambda: run_flat(args.quick))):
         if name not in skip:
             configure_threads(args.threads)

@@ -186,11 +186,20 @@ def write_report(results: dict, out: Path, peak: float | None, bandwidth: float 
 
 
 def merge(parts: list[dict]) -> dict:
-    """One results dict from several runs: sections from the first run that has them."""
+    """One results dict from several runs: sections from the first run that has them; search rows from all, first wins."""
     results = dict(parts[0])
     for part in parts[1:]:
         for key, value in part.items():
             results.setdefault(key, value)
+    searches = [p["search"]["rows"] for p in parts if "search" in p]
+    if len(searches) > 1:  # search rows add up across runs (one run may measure only 10^6)
+        seen, rows = set(), []
+        for row in (r for part in searches for r in part):
+            key = (row["data"], row["n"], row["index"], row["factory"], row["param"])
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+        results["search"] = {**results["search"], "rows": rows}
     results["notes"] = [n for part in parts for n in part.get("notes", [])]
     if len(parts) > 1:
         commands = "; ".join("`python -m benchmarks.run " + " ".join(p["argv"]) + "`" for p in parts)

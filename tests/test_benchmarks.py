@@ -62,3 +62,21 @@ def test_index_search_defaults_survive_save_and_load(tmp_path, factory, check):
     index.save(tmp_path)
     loaded = Index.load(tmp_path)
     assert check(faiss.downcast_index(loaded._index.index))
+
+
+def test_merge_keeps_sections_of_the_first_run_and_adds_up_search_rows():
+    from benchmarks.write import merge
+
+    def run(rows, **extra):
+        return {"machine": {"load_average": 1.0, "load_average_end": 1.0}, "argv": ["x"],
+                "search": {"rows": rows}, **extra}
+
+    def row(n, param, p50):
+        return {"data": "clustered", "n": n, "index": "IVF-SQ8", "factory": "IVF1024,SQ8", "param": param,
+                "p50_ms": p50}
+
+    new = run([row(10**6, "nprobe=4", 1.0)], gan={"rows": ["new"]})
+    old = run([row(10**6, "nprobe=4", 9.0), row(10**4, "nprobe=4", 0.1)], gan={"rows": ["old"]}, flat={"rows": []})
+    merged = merge([new, old])
+    assert merged["gan"] == {"rows": ["new"]} and "flat" in merged
+    assert [(r["n"], r["p50_ms"]) for r in merged["search"]["rows"]] == [(10**6, 1.0), (10**4, 0.1)]
