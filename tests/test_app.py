@@ -91,7 +91,8 @@ def test_an_example_query_gives_k_results(app):
     scores = [float(m.value) for m in app.metric]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1.0001 for s in scores)
     assert "total" in app.sidebar.table[0].value["step"].tolist()
-    assert any("GAN editor" in info.value for info in app.info)  # says plainly what is missing
+    assert any(b.key == "generate" for b in app.button)  # the bundled GANs turn style editing on
+    assert not any("GAN editor" in info.value for info in app.info)
 
 
 def test_search_with_this_makes_a_result_the_new_query(app):
