@@ -15,6 +15,10 @@ Training resumes from
 <out>/checkpoints/<run>.json when it exists; each run also exports its generators as
 safetensors into <out> in the fashion_gan folder layout, so `gan.load_fashion_gan(out)` works.
 
+StarGAN and CycleGAN generators are residual by default (`--residual`): they predict the
+change to their input and start as the identity, and the paired L1 weights the pixels the true
+edit changes (`--l1-focus`), so a small editor learns the edit, not a copy of the input, on a CPU.
+
 Adversarial loss: least squares (LSGAN) for all three. StarGAN's paper uses WGAN-GP with five
 critic steps per generator step; with the paired L1 term doing most of the work here, LSGAN
 with one critic step is about six times cheaper per step on a CPU and stable enough.
