@@ -22,7 +22,7 @@ from numbpie.evaluate import embed_paths, split_products
 
 __all__ = [
     "EDITABLE", "EditCase", "TrueRender", "Unchanged", "edit_cases", "edit_sheet", "evaluate_edits", "gallery_search",
-    "l1_distance", "summarise", "supports",
+    "l1_distance", "split_specs", "summarise", "supports",
 ]
 
 EDITABLE = (*SHAPE_ATTRIBUTES, "pattern")
@@ -42,11 +42,16 @@ class EditCase:
         return f"{self.attribute}={self.value}"
 
 
-def edit_cases(data: str | Path, split: str = "test", per_value: int = 8) -> list[EditCase]:
-    """Up to `per_value` products of `split` per (attribute, value) that can take the edit."""
+def split_specs(data: str | Path, split: str = "test") -> dict[int, object]:
+    """The synth spec of every product of `split`, by product id."""
     from numbpie.synth import random_spec
 
-    specs = {p.id: random_spec(p.metadata["seed"]) for p in split_products(data, split)}
+    return {p.id: random_spec(p.metadata["seed"]) for p in split_products(data, split)}
+
+
+def edit_cases(data: str | Path, split: str = "test", per_value: int = 8) -> list[EditCase]:
+    """Up to `per_value` products of `split` per (attribute, value) that can take the edit."""
+    specs = split_specs(data, split)
     cases = []
     for attribute in EDITABLE:
         for value in ATTRIBUTES[attribute]:
@@ -145,10 +150,9 @@ class TrueRender:
     """
 
     def __init__(self, data: str | Path, split: str = "test"):
-        from numbpie.synth import random_spec, render_product
+        from numbpie.synth import render_product
 
-        specs = [random_spec(p.metadata["seed"]) for p in split_products(data, split)]
-        self._specs = {render_product(spec).tobytes(): spec for spec in specs}
+        self._specs = {render_product(spec).tobytes(): spec for spec in split_specs(data, split).values()}
 
     def edit(self, image, tags, model_view=False, current=None):
         from gan import Edit
@@ -191,9 +195,9 @@ def edit_sheet(data: str | Path, editor, split: str = "test", count: int = 8, si
     Column one is the product; a value it already has, or one that does not apply, stays blank.
     With a pix2pix generator, the last column is the model view.
     """
-    from numbpie.synth import random_spec, render_product
+    from numbpie.synth import render_product
 
-    specs = [random_spec(p.metadata["seed"]) for p in split_products(data, split)]
+    specs = list(split_specs(data, split).values())
     picked = ([s for s in specs if s.category == "top"][: count // 2]
               + [s for s in specs if s.category == "dress"][: count - count // 2])
     columns = [(a, v) for a in EDITABLE for v in ATTRIBUTES[a]]
