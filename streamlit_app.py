@@ -7,9 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from numbpie import demo, images, models
+from numbpie import images
+from numbpie.app import assemble, demo
+from numbpie.app.pipeline import Pipeline
 from numbpie.attributes import ATTRIBUTES, CATEGORIES, SHAPE_ATTRIBUTES, applies_to
-from numbpie.pipeline import Pipeline
+from numbpie.errors import UserError
 from numbpie.visual import detection_labels, draw_boxes, tag_index
 
 STAGES = {"render": "Rendering the synthetic demo catalog", "embed": "Embedding and indexing it"}
@@ -32,15 +34,14 @@ class Settings:
 
 
 @st.cache_resource(show_spinner="Loading models…")
-def load_models() -> models.Models:
+def load_models() -> assemble.Models:
     """Embedder, detector, editor and tagger, shared by every session (each is thread-safe)."""
-    return models.load_default()
+    return assemble.default_models()
 
 
 @st.cache_resource(show_spinner="Opening the catalog…")
 def load_pipeline(folder: str) -> Pipeline:
-    loaded = load_models()
-    return Pipeline.open(folder, embedder=loaded.embedder, detector=loaded.detector, editor=loaded.editor)
+    return assemble.open_pipeline(folder, models=load_models())
 
 
 def demo_catalog_ui() -> Path:
@@ -111,12 +112,11 @@ def query_ui(examples: list[Path]) -> tuple[str, bytes] | None:
 
 
 def photo_ui(name: str, data: bytes):
-    """The query decoded, or None after one `st.error` sentence."""
+    """The query decoded; an ImageError names the file."""
     try:
         return images.load(data, max_bytes=UPLOAD_MAX_BYTES)
     except images.ImageError as error:
-        st.error(f"{name} cannot be used: {error}")
-        return None
+        raise images.ImageError(f"{name} cannot be used: {error}") from None
 
 
 def garment_ui(detections) -> int:
@@ -171,21 +171,19 @@ def tags_ui(category: str, current: dict) -> tuple[dict, bool]:
     return tags, model_view
 
 
-def current_tags_ui(crop) -> dict:
-    """The garment's tags from the tagger, if one is installed (else nothing is pre-selected)."""
-    tagger = load_models().tagger
-    if tagger is None:
+def current_tags_ui(pipeline: Pipeline, crop) -> dict:
+    """The garment's tags from the pipeline's tagger, if one is installed (else nothing is pre-selected)."""
+    if pipeline.tagger is None:
         st.caption("No attribute tagger is installed, so every control starts at “keep”.")
         return {}
-    tag = getattr(tagger, "tag", tagger)
-    found = dict(tag(crop))
+    found = pipeline.tag(crop)
     st.caption("Detected: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in found.items()))
     return found
 
 
 def edit_ui(pipeline: Pipeline, photo, settings: Settings, box, base) -> None:
     st.subheader("Redesign it")
-    current = current_tags_ui(base.crop)
+    current = current_tags_ui(pipeline, base.crop)
     if pipeline.editor is None:
         st.info("Style editing needs the GAN editor weights (StarGAN, CycleGAN, pix2pix), which are not "
                 "installed in this build; searching still works.")
@@ -194,13 +192,9 @@ def edit_ui(pipeline: Pipeline, photo, settings: Settings, box, base) -> None:
     tags, model_view = tags_ui(category, current)
     if not st.button("Generate & search", type="primary", disabled=not (tags or model_view), key="generate"):
         return
-    try:
-        edited = pipeline.search(photo, settings.k, tags=tags, model_view=model_view, box=base.box,
-                                 detect=settings.use_detector, threshold=settings.threshold,
-                                 min_score=settings.min_score, category=settings.category)
-    except (ValueError, RuntimeError) as error:
-        st.error(f"This edit cannot be made: {error}")
-        return
+    edited = pipeline.search(photo, settings.k, tags=tags, model_view=model_view, current=current, box=base.box,
+                             detect=settings.use_detector, threshold=settings.threshold,
+                             min_score=settings.min_score, category=settings.category)
     st.caption(f"GAN steps ({EDIT_STEPS}):")
     steps = st.columns(max(4, len(edited.edit.steps)))
     for column, (name, picture) in zip(steps, edited.edit.steps, strict=False):
@@ -223,48 +217,30 @@ def timings_ui(timings: dict[str, float], title: str = "Time per step") -> None:
 
 
 def search_ui(pipeline: Pipeline, photo, settings: Settings, box):
-    """The query's Result, with the user's garment choice applied; None after one error sentence."""
+    """The query's Result, with the user's garment choice applied."""
     query = dict(detect=settings.use_detector, threshold=settings.threshold,
                  min_score=settings.min_score, category=settings.category)
-    try:
-        result = pipeline.search(photo, settings.k, box=box, **query)
-        chosen = garment_ui(result.detections) if box is None else 0
-        if chosen:
-            detections = result.detections
-            result = pipeline.search(photo, settings.k, box=detections[chosen].box, **query)
-            result.detections = detections
-    except ValueError as error:
-        st.error(str(error))
-        return None
+    result = pipeline.search(photo, settings.k, box=box, **query)
+    chosen = garment_ui(result.detections) if box is None else 0
+    if chosen:
+        detections = result.detections
+        result = pipeline.search(photo, settings.k, box=detections[chosen].box, **query)
+        result.detections = detections
     return result
 
 
-def main() -> None:
-    st.set_page_config(page_title="numbpie — fashion visual search", page_icon="👗", layout="wide")
-    st.title("numbpie")
-    st.caption("Show a garment, find similar products, then redesign it and search again.")
-    loaded = load_models()
-    if loaded.notes:  # what this build runs without, in one box
-        st.warning("\n".join(f"- {note}" for note in loaded.notes))
+def page(loaded: assemble.Models) -> None:
     settings = sidebar_ui(loaded.detector)
-    try:
-        folder = settings.catalog or demo_catalog_ui()
-        pipeline = load_pipeline(str(folder))
-    except (FileNotFoundError, ValueError) as error:
-        st.error(str(error))
-        return
+    folder = settings.catalog or demo_catalog_ui()
+    pipeline = load_pipeline(str(folder))
     chosen = query_ui(demo.examples() if settings.catalog is None else [])
     if chosen is None:
         st.info("Upload a photo, take one, or pick an example to start.")
         return
     name, data = chosen
     photo = photo_ui(name, data)
-    if photo is None:
-        return
     box = crop_ui(photo.size)
     result = search_ui(pipeline, photo, settings, box)
-    if result is None:
-        return
     left, right = st.columns([1, 3])
     with left:
         boxes = [d.box for d in result.detections] or ([result.box] if result.box else [])
@@ -275,6 +251,19 @@ def main() -> None:
         results_ui(result.matches, "result")
     timings_ui(result.timings)
     edit_ui(pipeline, photo, settings, result.box, result)
+
+
+def main() -> None:
+    st.set_page_config(page_title="numbpie — fashion visual search", page_icon="👗", layout="wide")
+    st.title("numbpie")
+    st.caption("Show a garment, find similar products, then redesign it and search again.")
+    loaded = load_models()
+    if loaded.notes:  # what this build runs without, in one box
+        st.warning("\n".join(f"- {note}" for note in loaded.notes))
+    try:
+        page(loaded)
+    except UserError as error:  # the one place the page turns a user's mistake into a sentence
+        st.error(str(error))
 
 
 main()

@@ -29,7 +29,7 @@ def editors() -> dict:
 
 def bundled_editors() -> dict:
     """family -> the bundled gan.Editor (floral_add for CycleGAN); empty when none are registered."""
-    from numbpie.models import bundled_editor
+    from numbpie.app.assemble import bundled_editor
 
     style = bundled_editor()
     if style is None:

@@ -1,4 +1,4 @@
-"""Per-step query latency through numbpie.pipeline.Pipeline on a small synthetic demo-like catalog."""
+"""Per-step query latency through numbpie.app.pipeline.Pipeline on a small synthetic demo-like catalog."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def random_detector(folder: Path):
 def pipeline_rows(label: str, embedder, dataset: Path, runs: int, detector=None, editor=None,
                   tags: dict | None = None) -> list[dict]:
     """Index the catalog with `embedder` (images/s), then time `runs` street-photo queries per step."""
-    from numbpie.indexer import index_catalog
-    from numbpie.pipeline import Pipeline
+    from numbpie.app.indexer import index_catalog
+    from numbpie.app.pipeline import Pipeline
 
     # the catalog stores image paths relative to its folder, so each embedder re-indexes in place
     start = time.perf_counter()

@@ -113,8 +113,8 @@ def write_report(results: dict, out: Path, peak: float | None, bandwidth: float 
     if "pipeline" in results:
         p = results["pipeline"]
         md += ["## Query latency per step (Pipeline.search on a street photo)", "",
-               "Through `numbpie.pipeline.Pipeline` on a synthetic demo-like catalog "
-               "(`numbpie.synth.write_dataset`, indexed with `numbpie.indexer.index_catalog`, Flat index). "
+               "Through `numbpie.app.pipeline.Pipeline` on a synthetic demo-like catalog "
+               "(`numbpie.synth.write_dataset`, indexed with `numbpie.app.indexer.index_catalog`, Flat index). "
                f"The default embedder is `{p.get('default_embedder', 'random')}`; the 299 px rows use "
                "`build_inception()` with random weights, which costs the same FLOPs as ImageNet weights. The detector is the SSD exported with random "
                "weights (speed only); the edit uses random-weight StarGAN + CycleGAN at fashion_gan sizes.",

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from detector.anchors import encode, match
+from numbpie.errors import DatasetError
 
 __all__ = ["Sample", "augment", "batches", "load_coco", "resolve_annotations", "targets"]
 
@@ -30,7 +31,7 @@ def resolve_annotations(data: str | Path, name: str = "street.json") -> Path:
     data = Path(data)
     path = data if data.is_file() else data / name
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DatasetError(
             f"No {name} in {data}; write street photos first with python -m numbpie synth --out {data}."
         )
     return path
@@ -49,10 +50,10 @@ def load_coco(
     if split is not None and any("split" in image for image in coco["images"]):
         coco["images"] = [image for image in coco["images"] if image.get("split") == split]
         if not coco["images"]:
-            raise ValueError(f"{path} has no images in split {split!r}.")
+            raise DatasetError(f"{path} has no images in split {split!r}.")
     unknown = {c["name"] for c in coco["categories"]} - set(class_names)
     if unknown:
-        raise ValueError(
+        raise DatasetError(
             f"{path} has categories {sorted(unknown)}; the detector knows {class_names[1:]}."
         )
     class_of = {c["id"]: class_names.index(c["name"]) for c in coco["categories"]}
@@ -131,7 +132,7 @@ def targets(boxes: np.ndarray, labels: np.ndarray, image_size, priors: np.ndarra
 def batches(samples: list[Sample], priors: np.ndarray, size: int, batch_size: int, rng, train=True):
     """Endless (images uint8 (B, S, S, 3), labels (B, P), offsets (B, P, 4)) batches."""
     if not samples:
-        raise ValueError("The dataset has no images.")
+        raise DatasetError("The dataset has no images.")
     batch_size = min(batch_size, len(samples))
     while True:
         order = rng.permutation(len(samples)) if train else np.arange(len(samples))

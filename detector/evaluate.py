@@ -12,6 +12,7 @@ from PIL import Image
 
 from detector.anchors import iou
 from detector.dataset import load_coco, resolve_annotations
+from numbpie.errors import DatasetError
 
 __all__ = ["average_precision", "evaluate", "main", "mean_average_precision", "mean_iou"]
 
@@ -59,7 +60,7 @@ def mean_average_precision(
     """Mean over labels present in `truths` of the average precision at `iou_threshold`."""
     labels = sorted({int(v) for _, gt_labels in truths for v in np.asarray(gt_labels).ravel()})
     if not labels:
-        raise ValueError("There are no ground-truth boxes to evaluate against.")
+        raise DatasetError("There are no ground-truth boxes to evaluate against.")
     aps = []
     for label in labels:
         scores, hits, total = _class_hits(predictions, truths, label, iou_threshold)
@@ -80,7 +81,7 @@ def mean_iou(predictions: Predictions, truths: Truths) -> float:
         overlaps = np.where(same, overlaps, 0.0)
         best.extend(overlaps.max(1) if overlaps.shape[1] else np.zeros(len(overlaps)))
     if not best:
-        raise ValueError("There are no ground-truth boxes to evaluate against.")
+        raise DatasetError("There are no ground-truth boxes to evaluate against.")
     return float(np.mean(best))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -12,6 +13,7 @@ from detector._tf import keras, tf
 from detector.anchors import PRIOR_SCALING
 from detector.graph import META_NODE
 from detector.model import SSDConfig, build_ssd
+from numbpie.errors import TrainingError, UserError
 
 __all__ = ["export_graph", "freeze", "serving_function"]
 
@@ -111,12 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     model = build_ssd(config)
     latest = tf.train.latest_checkpoint(str(run / "ckpt"))
     if latest is None:
-        raise SystemExit(
-            f"No checkpoint in {run / 'ckpt'}; train first with python -m detector.train."
-        )
+        raise TrainingError(f"No checkpoint in {run / 'ckpt'}; train first with python -m detector.train.")
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     print(export_graph(model, config, args.out, threshold=args.threshold))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # this script's front end: one sentence, exit 2
+        print(f"detector.export: error: {error}", file=sys.stderr)
+        sys.exit(2)

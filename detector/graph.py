@@ -13,6 +13,7 @@ from detector import original
 from detector._tf import tf
 from detector.detection import Detection
 from numbpie import weights
+from numbpie.errors import WeightsError
 
 __all__ = ["MAX_SIDE", "META_NODE", "Detector", "import_graph", "load", "read_graph_def"]
 
@@ -66,7 +67,7 @@ def read_graph_def(path: str | Path) -> tf.compat.v1.GraphDef:
     try:
         graph_def.ParseFromString(Path(path).read_bytes())
     except Exception:
-        raise ValueError(f"{path} is not a frozen TensorFlow graph (.pb GraphDef).") from None
+        raise WeightsError(f"{path} is not a frozen TensorFlow graph (.pb GraphDef).") from None
     return graph_def
 
 
@@ -130,7 +131,7 @@ def load(name_or_path: str | Path) -> Detector:
     }
     if needed <= nodes:
         return _original(graph_def, str(name_or_path), threshold)
-    raise ValueError(
+    raise WeightsError(
         f"{path} is neither a numbpie detector export (python -m detector.export) "
         "nor numbpie's original ssd_person_detector.pb."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector.anchors import FeatureMap, decode, default_boxes, nms
+from numbpie.errors import WeightsError
 
 __all__ = [
     "CLASS_NAMES",
@@ -58,7 +59,7 @@ def decode_outputs(
     probs = np.concatenate([np.reshape(t, (-1, t.shape[-1])) for t in predictions])
     anchors = priors()
     if len(offsets) != len(anchors) or len(probs) != len(anchors):
-        raise ValueError(
+        raise WeightsError(
             f"The graph gives {len(offsets)} boxes for {len(anchors)} SSD300 anchors; "
             "is this numbpie's ssd_person_detector.pb?"
         )

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to, validate_tags
+from numbpie.errors import EditError
 
 __all__ = [
     "DIRECTIONS",
@@ -84,12 +85,12 @@ def encode_label(target: Mapping[str, str], layout: Layout) -> list[float]:
     for name, values in layout:
         value = target.get(name)
         if value is None and applies_to(name, target.get("category")):
-            raise ValueError(
+            raise EditError(
                 f"The garment's current {name} is needed for this StarGAN edit; pass current= "
                 "(e.g. from numbpie.tagger) or give the StyleEditor a tagger."
             )
         if value is not None and value not in values:
-            raise ValueError(
+            raise EditError(
                 f"This StarGAN knows {name} values {', '.join(values)}, not {value!r}."
             )
         vector += [float(value == v) for v in values]
@@ -102,7 +103,7 @@ def pattern_plan(target: str | None, current: str | None) -> list[str]:
         return []
     if target == "solid":
         if current is None:
-            raise ValueError(
+            raise EditError(
                 "The garment's current pattern is needed to remove it; pass current= "
                 "(e.g. from numbpie.tagger) or give the StyleEditor a tagger."
             )
@@ -192,6 +193,21 @@ class StyleEditor:
         shape = sorted({a for e in self.stargan for a in e.attributes})
         return f"StyleEditor(shape={shape}, pattern={sorted(self.cyclegan)}, model_view={self.pix2pix is not None})"
 
+    @property
+    def has_model_view(self) -> bool:
+        """Whether `edit(..., model_view=True)` can run (a pix2pix generator is loaded)."""
+        return self.pix2pix is not None
+
+    def can_edit(self, tags: Mapping[str, str], current: Mapping[str, str]) -> bool:
+        """Whether this editor holds the generators `tags` need on a garment with `current` tags."""
+        try:
+            self.shape_plan(tags, current)
+            for direction in pattern_plan(tags.get("pattern"), current.get("pattern")):
+                self._cyclegan(direction)
+        except EditError:
+            return False
+        return True
+
     def shape_plan(
         self, tags: Mapping[str, str], current: Mapping[str, str]
     ) -> list[tuple[Editor, torch.Tensor]]:
@@ -201,11 +217,11 @@ class StyleEditor:
         category = target.get("category")
         for name in wanted:
             if category and not applies_to(name, category):
-                raise ValueError(
+                raise EditError(
                     f"{name} applies to dresses only, and this garment is a {category}."
                 )
         if wanted and not self.stargan:
-            raise ValueError(
+            raise EditError(
                 "Shape tags need a StarGAN: pass stargan= (e.g. gan.load(...) or gan.load_fashion_gan(dir))."
             )
         plan = []
@@ -215,7 +231,7 @@ class StyleEditor:
                 plan.append((editor, editor.label(target)))
                 wanted = [a for a in wanted if a not in mine]
         if wanted:
-            raise ValueError(
+            raise EditError(
                 f"No loaded StarGAN edits {', '.join(wanted)}; load one that does (gan.load_fashion_gan(dir))."
             )
         return plan
@@ -234,7 +250,7 @@ class StyleEditor:
         current = validate_tags(current)
         for name in ("category", "color"):
             if name in tags and name in current and tags[name] != current[name]:
-                raise ValueError(
+                raise EditError(
                     f"{name} cannot be edited; only {', '.join(SHAPE_ATTRIBUTES)} and pattern can."
                 )
         shape = self.shape_plan(tags, current)
@@ -242,7 +258,7 @@ class StyleEditor:
             self._cyclegan(d) for d in pattern_plan(tags.get("pattern"), current.get("pattern"))
         ]
         if model_view and self.pix2pix is None:
-            raise ValueError(
+            raise EditError(
                 "The model view needs a pix2pix generator: pass pix2pix= (e.g. gan.load(...))."
             )
 
@@ -263,7 +279,7 @@ class StyleEditor:
 
     def _cyclegan(self, direction: str) -> Editor:
         if direction not in self.cyclegan:
-            raise ValueError(
+            raise EditError(
                 f"Pattern edit {direction} needs a CycleGAN: pass cyclegan={{'{direction}': gan.load(path)}} "
                 "or use gan.load_fashion_gan(dir)."
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from numbpie.errors import TagError
+
 __all__ = [
     "ATTRIBUTES",
     "CATEGORIES",
@@ -57,15 +59,15 @@ def applies_to(attribute: str, category: str) -> bool:
 
 
 def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    """Return `tags` as a plain dict, or raise ValueError naming the valid attributes/values."""
+    """Return `tags` as a plain dict, or raise TagError naming the valid attributes/values."""
     clean = {}
     for name, value in tags.items():
         if name not in ATTRIBUTES:
-            raise ValueError(
+            raise TagError(
                 f"Unknown attribute {name!r}; valid attributes are: {', '.join(ATTRIBUTES)}."
             )
         if value not in ATTRIBUTES[name]:
-            raise ValueError(
+            raise TagError(
                 f"Unknown value {value!r} for {name}; valid values are: "
                 f"{', '.join(ATTRIBUTES[name])}."
             )

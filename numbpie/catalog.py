@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from numbpie.errors import CatalogError
+
 __all__ = [
     "IMAGE_SUFFIXES", "Catalog", "CatalogError", "Product",
     "csv_rows", "folder_rows", "import_csv", "import_folder",
@@ -27,10 +29,6 @@ CREATE TABLE IF NOT EXISTS products (
     metadata TEXT NOT NULL DEFAULT '{}'
 )
 """
-
-
-class CatalogError(ValueError):
-    """A catalog file or an import source that cannot be used as asked."""
 
 
 @dataclass(frozen=True)

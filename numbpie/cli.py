@@ -8,10 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+from numbpie import catalog as catalogs
+from numbpie import images
+from numbpie.app.indexer import index_catalog, open_catalog, require_catalog
+from numbpie.errors import CatalogError, OptionError, UserError, WeightsError
+from numbpie.index import DEFAULT_FACTORY, Index
 
-# Errors a user can cause: one line on stderr, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, RuntimeError)
+__all__ = ["main"]
 
 
 def _progress_bar(desc: str):
@@ -32,10 +35,7 @@ def _progress_bar(desc: str):
 
 
 def cmd_index(args) -> int:
-    from numbpie import catalog as catalogs
-    from numbpie import embedder as embedders
-    from numbpie.index import Index
-    from numbpie.indexer import index_catalog, open_catalog
+    from numbpie import embedder as embedders  # torch: loaded only by the commands that embed
 
     folder = Path(args.catalog)
     name = args.embedder
@@ -50,7 +50,7 @@ def cmd_index(args) -> int:
         else:
             rows = catalogs.folder_rows(source)
     elif not len(open_catalog(folder)):
-        raise ValueError(f"{folder} has no catalog yet; give a SOURCE folder or CSV to import.")
+        raise CatalogError(f"{folder} has no catalog yet; give a SOURCE folder or CSV to import.")
     index, skipped = index_catalog(folder, embedder, rows, factory=args.factory,
                                    rebuild=args.rebuild, checkpoint_every=args.checkpoint_every,
                                    progress=_progress_bar("embedding"))
@@ -60,16 +60,30 @@ def cmd_index(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
-    from numbpie import images
-    from numbpie.pipeline import Pipeline
+def _tags(text: str | None) -> dict:
+    """The --tags JSON object, e.g. '{"sleeve_length": "long"}'."""
+    if not text:
+        return {}
+    try:
+        tags = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OptionError(f"--tags is not JSON ({error.msg}); give an object such as '{{\"fit\": \"loose\"}}'.") from None
+    if not isinstance(tags, dict):
+        raise OptionError("--tags must be a JSON object such as '{\"fit\": \"loose\"}'.")
+    return tags
 
-    pipeline = Pipeline.open(args.catalog, embedder=args.embedder)
+
+def cmd_search(args) -> int:
+    from numbpie.app.assemble import open_pipeline  # torch and the GANs: only for search
+
+    tags = _tags(args.tags)
     try:
         query = images.load(Path(args.image))
     except images.ImageError as error:
         raise images.ImageError(f"{args.image}: {error}") from None
-    result = pipeline.search(query, k=args.k, category=args.category, min_score=args.min_score)
+    pipeline = open_pipeline(args.catalog, embedder=args.embedder)
+    result = pipeline.search(query, k=args.k, tags=tags, model_view=args.model_view, detect=not args.no_detect,
+                             threshold=args.threshold, category=args.category, min_score=args.min_score)
     rows = [{"id": m.product.id, "title": m.product.title, "score": round(m.score, 4),
              "image": m.product.image, "category": m.product.category} for m in result.matches]
     if args.json:
@@ -77,18 +91,18 @@ def cmd_search(args) -> int:
         return 0
     for rank, row in enumerate(rows, 1):
         print(f"{rank:>2}. {row['score']:.3f}  #{row['id']:<6} {row['title']}  ({row['image']})")
+    if result.box is not None:
+        print(f"searched for the garment in box {tuple(round(v) for v in result.box)}", file=sys.stderr)
+    if result.edit is not None:
+        print(f"edited: {' → '.join(name for name, _ in result.edit.steps)}", file=sys.stderr)
     steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
     print(f"time: {steps}", file=sys.stderr)
     return 0
 
 
 def cmd_info(args) -> int:
-    from numbpie.index import Index
-    from numbpie.indexer import open_catalog
-
     folder = Path(args.catalog)
-    if not (folder / "catalog.sqlite").exists():
-        raise FileNotFoundError(f"No catalog in {folder}.")
+    require_catalog(folder)
     catalog = open_catalog(folder)
     info = {"catalog": str(folder), "products": len(catalog)}
     categories: dict[str, int] = {}
@@ -123,7 +137,7 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
 def cmd_eval(args) -> int:
     needs = "root" if args.what == "inshop" else "data"
     if getattr(args, needs) is None:
-        raise ValueError(f"eval {args.what} needs --{needs}.")
+        raise OptionError(f"eval {args.what} needs --{needs}.")
     run = {"retrieval": _eval_retrieval, "detector": _eval_detector, "edits": _eval_edits, "inshop": _eval_inshop,
            "tagger": _eval_tagger}
     _print_metrics(run[args.what](args), args.json)
@@ -177,11 +191,11 @@ def _load_editor(name: str, args):
         import gan
 
         return gan.load_fashion_gan(None if name == "fashion_gan" else name)
-    from numbpie import models
+    from numbpie.app import assemble
 
-    editor = models.bundled_editor()
+    editor = assemble.bundled_editor()
     if editor is None:
-        raise FileNotFoundError("No bundled GAN editors are registered in weights/manifest.json; train them "
+        raise WeightsError("No bundled GAN editors are registered in weights/manifest.json; train them "
                                 "with python -m gan.train, or pass --editor fashion_gan or --editor identity.")
     return editor
 
@@ -205,8 +219,6 @@ def _eval_edits(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from numbpie.index import DEFAULT_FACTORY
-
     parser = argparse.ArgumentParser(prog="python -m numbpie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -227,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category", default=None, help="only products of this category")
     p.add_argument("--min-score", type=float, default=0.0, help="drop results below this cosine score")
     p.add_argument("--embedder", default=None, help="defaults to the one the index was built with")
+    p.add_argument("--no-detect", action="store_true", help="search the whole photo instead of the detected garment")
+    p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
+    p.add_argument("--tags", default=None,
+                   help='restyle the garment before searching, as JSON: \'{"sleeve_length": "long", "pattern": "floral"}\'')
+    p.add_argument("--model-view", action="store_true", help="show the (edited) garment worn by a model before searching")
     p.add_argument("--json", action="store_true", help="print a JSON list of {id, title, score, image}")
     p.set_defaults(run=cmd_search)
 
@@ -288,11 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("-k must be at least 1")
     try:
         return args.run(args)
-    except USER_ERRORS as error:
+    except UserError as error:  # the one place the CLI turns a user's mistake into a sentence
         if os.environ.get("NUMBPIE_DEBUG"):
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"numbpie: error: {message}", file=sys.stderr)
+        print(f"numbpie: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("numbpie: interrupted", file=sys.stderr)

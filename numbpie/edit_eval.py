@@ -18,6 +18,7 @@ from PIL import Image
 
 from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to
 from numbpie.embedder import letterbox
+from numbpie.errors import DatasetError, EditError
 from numbpie.evaluate import embed_paths, split_products
 
 __all__ = [
@@ -119,10 +120,10 @@ def evaluate_edits(data: str | Path, editor, tagger, split: str = "test", per_va
 
     cases = edit_cases(data, split, per_value)
     if not cases:
-        raise ValueError(f"The {split} split of {data} has no products to edit.")
+        raise DatasetError(f"The {split} split of {data} has no products to edit.")
     doable = [c for c in cases if supports(editor, c.attribute, c.value, _current(c.spec))]
     if not doable:
-        raise ValueError("The editor has none of the generators these edits need.")
+        raise EditError("The editor has none of the generators these edits need.")
     rows = []
     for done, case in enumerate(doable, start=1):
         source = render_product(case.spec)

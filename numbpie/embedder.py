@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision.models import inception_v3
 
 from numbpie import weights
+from numbpie.errors import OptionError
 from numbpie.index import normalize
 
 __all__ = ["DIM", "Embedder", "available_models", "build_inception", "default_name", "load", "to_batch"]
@@ -94,7 +95,7 @@ class Embedder:
                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), batch_size: int = 16,
                  precision: str = "fp32"):
         if precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+            raise OptionError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
         self.precision = precision
         # bf16 runs through oneDNN (AVX512-BF16/AMX), which wants channels_last tensors.
         self.model = model.eval().to(memory_format=torch.channels_last) if precision == "bf16" else model.eval()

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from numbpie import images
+from numbpie.errors import DatasetError
 from numbpie.index import normalize
 
 __all__ = [
@@ -114,7 +115,7 @@ def read_inshop_partition(root: str | Path) -> dict[str, list[tuple[Path, str]]]
     """
     path = Path(root) / "Eval" / "list_eval_partition.txt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; --root must be the In-shop folder holding Eval/ and img/.")
+        raise DatasetError(f"{path} is missing; --root must be the In-shop folder holding Eval/ and img/.")
     lines = path.read_text().splitlines()
     split: dict[str, list[tuple[Path, str]]] = {"train": [], "query": [], "gallery": []}
     for number, line in enumerate(lines[2:], start=3):
@@ -122,11 +123,11 @@ def read_inshop_partition(root: str | Path) -> dict[str, list[tuple[Path, str]]]
         if not parts:
             continue
         if len(parts) != 3:
-            raise ValueError(f"{path}:{number}: expected 'image_name item_id evaluation_status', got {line!r}.")
+            raise DatasetError(f"{path}:{number}: expected 'image_name item_id evaluation_status', got {line!r}.")
         name, item, status = parts
         split.setdefault(status, []).append((Path(root) / name, item))
     if not split["query"] or not split["gallery"]:
-        raise ValueError(f"{path} lists no query or no gallery images.")
+        raise DatasetError(f"{path} lists no query or no gallery images.")
     return split
 
 

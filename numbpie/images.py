@@ -12,6 +12,8 @@ from collections import Counter
 
 from PIL import Image
 
+from numbpie.errors import ImageError, UnsupportedImageError
+
 __all__ = [
     "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SUPPORTED_FORMATS", "ImageError", "decode", "load", "read_bytes",
 ]
@@ -71,10 +73,6 @@ _SUPPORTED_SIGNATURES = (
 )
 
 
-class ImageError(ValueError):
-    """An input that is not a usable JPEG, PNG, WEBP, BMP or GIF image."""
-
-
 def load(source, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode bytes, a path or a binary file object into an upright RGB image, or raise ImageError."""
     data = read_bytes(source, max_bytes=max_bytes)
@@ -102,7 +100,7 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode image bytes into an upright RGB image, checking the pixel count before decoding."""
     kind = _other_format(data)
     if kind:
-        raise ImageError(f"{kind} files are not supported; use one of {_SUPPORTED_TEXT}.")
+        raise UnsupportedImageError(f"{kind} files are not supported; use one of {_SUPPORTED_TEXT}.")
     _check_structure(data)
     caught: list[warnings.WarningMessage] = []
     try:
@@ -129,7 +127,7 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     except Image.UnidentifiedImageError:
         if kind:  # the signature is right, the rest is not
             raise ImageError(f"The {kind} image is truncated or corrupt (its header cannot be read).") from None
-        raise ImageError(f"The data is not a supported image; use one of {_SUPPORTED_TEXT}.") from None
+        raise UnsupportedImageError(f"The data is not a supported image; use one of {_SUPPORTED_TEXT}.") from None
     except Image.DecompressionBombError:
         raise ImageError(f"The {what} has more than the {max_pixels:,}-pixel limit.") from None
     except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is bad data

@@ -10,6 +10,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from numbpie.errors import IndexMismatchError, OptionError
+
 __all__ = ["DEFAULT_FACTORY", "SEARCH_DEFAULTS", "Index", "IndexMismatchError", "normalize"]
 
 DEFAULT_FACTORY = "IDMap2,Flat"
@@ -18,10 +20,6 @@ DEFAULT_FACTORY = "IDMap2,Flat"
 SEARCH_DEFAULTS = {"HNSW": "efSearch=64", "IVF": "nprobe=16", "Refine": "k_factor_rf=8"}
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
-
-
-class IndexMismatchError(ValueError):
-    """A saved index that does not fit the catalog or embedder it is used with."""
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -72,7 +70,7 @@ class Index:
         try:
             index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as error:
-            raise ValueError(f"Bad FAISS factory string {factory!r}: {error}") from None
+            raise OptionError(f"Bad FAISS factory string {factory!r}: {error}") from None
         params = ",".join(v for key, v in SEARCH_DEFAULTS.items() if key in factory)
         if params:  # saved with the index, so a loaded index searches the same way
             faiss.ParameterSpace().set_index_parameters(index, params)

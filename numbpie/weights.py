@@ -8,16 +8,14 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from numbpie.errors import WeightsError
+
 __all__ = ["WEIGHTS_DIR", "WeightsError", "entry", "manifest", "names", "resolve", "sha256"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_PATH = WEIGHTS_DIR / "manifest.json"
 # Where scripts/download_data.sh puts real assets (git-ignored); NUMBPIE_DOWNLOADS overrides it.
 DOWNLOADS_DIR = Path(os.environ.get("NUMBPIE_DOWNLOADS", WEIGHTS_DIR / "downloads"))
-
-
-class WeightsError(FileNotFoundError):
-    """A model name or file that cannot be used; the message says what to do."""
 
 
 @lru_cache(maxsize=1)

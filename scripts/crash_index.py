@@ -25,8 +25,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from numbpie.app.indexer import open_catalog  # noqa: E402
 from numbpie.index import Index  # noqa: E402
-from numbpie.indexer import open_catalog  # noqa: E402
 
 
 def write_images(folder: Path, count: int) -> None:

@@ -62,9 +62,9 @@ def pipeline_target() -> Callable[[bytes], object]:
     from PIL import Image, ImageDraw
 
     from numbpie import embedder
+    from numbpie.app.indexer import index_catalog
+    from numbpie.app.pipeline import Pipeline
     from numbpie.catalog import folder_rows
-    from numbpie.indexer import index_catalog
-    from numbpie.pipeline import Pipeline
 
     folder = Path(tempfile.mkdtemp(prefix="numbpie-fuzz-"))
     for n in range(6):

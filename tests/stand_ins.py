@@ -7,9 +7,9 @@ import dataclasses
 from PIL import ImageOps
 
 from detector import Detection
-from numbpie import models
+from numbpie.app import assemble
 
-_real_load_default = models.load_default
+_real_default_models = assemble.default_models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,17 +39,20 @@ class FakeDetector:
         return [Detection((0, 0, w / 2, h), 0.9, "dress"), Detection((w / 2, 0, w, h), 0.6, "top")]
 
 
-def fake_tagger(image) -> dict:
-    return {"category": "dress", "pattern": "solid", "fit": "tight"}
+class FakeTagger:
+    """Reads every garment as a tight, solid dress."""
+
+    def tag(self, image) -> dict:
+        return {"category": "dress", "pattern": "solid", "fit": "tight"}
 
 
-def with_stand_ins(loaded: models.Models, editor: FakeEditor | None = None) -> models.Models:
+def with_stand_ins(loaded: assemble.Models, editor: FakeEditor | None = None) -> assemble.Models:
     """`loaded` with the stand-in detector, editor and tagger."""
-    return dataclasses.replace(loaded, detector=FakeDetector(), editor=editor or FakeEditor(), tagger=fake_tagger,
+    return dataclasses.replace(loaded, detector=FakeDetector(), editor=editor or FakeEditor(), tagger=FakeTagger(),
                                notes=[*[n for n in loaded.notes if "embedder" in n],
                                       "Stand-in detector, editor and tagger (test build)."])
 
 
 def install() -> None:
-    """Make numbpie.models.load_default return the real models plus the stand-ins."""
-    models.load_default = lambda: with_stand_ins(_real_load_default())
+    """Make numbpie.app.assemble.default_models return the real models plus the stand-ins."""
+    assemble.default_models = lambda embedder=None: with_stand_ins(_real_default_models(embedder))

@@ -9,8 +9,9 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from numbpie import models
-from numbpie.pipeline import Pipeline
+from numbpie.app import assemble
+from numbpie.app.pipeline import Pipeline
+from numbpie.errors import EditError
 from tests import stand_ins
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -24,7 +25,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_models():
-    return models.load_default()
+    return assemble.default_models()
 
 
 def start(data_dir, monkeypatch) -> AppTest:
@@ -45,10 +46,10 @@ def app(data_dir, monkeypatch):
 
 @pytest.fixture
 def full_app(data_dir, monkeypatch, real_models):
-    """The page with a (fake) editor, tagger and detector injected through models.load_default."""
+    """The page with a (fake) editor, tagger and detector injected through assemble.default_models."""
     editor = stand_ins.FakeEditor()
     loaded = stand_ins.with_stand_ins(real_models, editor)
-    monkeypatch.setattr(models, "load_default", lambda: loaded)
+    monkeypatch.setattr(assemble, "default_models", lambda embedder=None: loaded)
     st.cache_resource.clear()
     at = start(data_dir, monkeypatch)
     at.editor = editor
@@ -81,7 +82,7 @@ def test_a_random_embedder_is_labelled_as_such(monkeypatch):
     from numbpie import embedder
 
     monkeypatch.setattr(embedder, "default_name", lambda: "random")
-    assert any("randomly initialised" in note for note in models.load_default().notes)
+    assert any("randomly initialised" in note for note in assemble.default_models().notes)
 
 
 def test_an_example_query_gives_k_results(app):
@@ -199,7 +200,7 @@ def test_an_edit_the_editor_refuses_is_one_error(full_app, monkeypatch):
     at = full_app
 
     def refuse(image, tags, model_view=False, current=None):
-        raise ValueError("The model view needs a pix2pix generator.")
+        raise EditError("The model view needs a pix2pix generator.")
 
     monkeypatch.setattr(at.editor, "edit", refuse)
     pick_example(at)
@@ -208,3 +209,17 @@ def test_an_edit_the_editor_refuses_is_one_error(full_app, monkeypatch):
     assert not at.exception
     assert len(at.error) == 1 and "pix2pix" in at.error[0].value
     assert len(result_keys(at)) == 5  # the original results stay
+
+
+def test_a_bug_shows_as_a_bug_not_as_a_user_error(full_app, monkeypatch):
+    at = full_app
+
+    def broken(image, tags, model_view=False, current=None):
+        raise RuntimeError("a bug in the editor")
+
+    monkeypatch.setattr(at.editor, "edit", broken)
+    pick_example(at)
+    at.checkbox(key="tag-model").check().run()
+    at.button(key="generate").click().run()
+    assert at.exception and "a bug in the editor" in at.exception[0].message
+    assert not at.error

@@ -3,7 +3,8 @@
 import numpy as np
 
 from gan.editor import DIRECTIONS
-from numbpie import models, weights
+from numbpie import weights
+from numbpie.app import assemble
 from numbpie.attributes import SHAPE_ATTRIBUTES
 from numbpie.synth import random_spec, render_product
 
@@ -17,7 +18,7 @@ def test_every_bundled_editor_is_registered_with_its_checksum_and_loads():
             path, item = weights.resolve("gan", name)  # checks the pinned sha256
             assert path.stat().st_size == item["size"]
 
-    editor = models.bundled_editor()
+    editor = assemble.bundled_editor()
     assert set(SHAPE_ATTRIBUTES) <= {a for e in editor.stargan for a in e.attributes}
     assert set(editor.cyclegan) == set(DIRECTIONS) and editor.pix2pix is not None
 
@@ -27,7 +28,7 @@ def test_a_bundled_edit_changes_the_garment_and_keeps_the_background():
     image = render_product(spec)
     current = {"category": spec.category, **spec.attributes}
     target = "long" if spec.sleeve_length != "long" else "sleeveless"
-    result = models.bundled_editor().edit(image, {"sleeve_length": target}, current=current)
+    result = assemble.bundled_editor().edit(image, {"sleeve_length": target}, current=current)
 
     before, after = (np.asarray(im, np.float32) for im in (image, result.image))
     assert result.image.size == image.size and [name for name, _ in result.steps] == ["crop", "shape"]

@@ -18,7 +18,7 @@ def test_index_then_search_finds_the_exact_image_first(built, capsys):
     folder, tree = built
     capsys.readouterr()
     query = tree / "top" / "item_05.jpg"
-    assert main(["search", str(query), "--catalog", str(folder), "-k", "3", "--json"]) == 0
+    assert main(["search", str(query), "--catalog", str(folder), "-k", "3", "--no-detect", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 and set(rows[0]) >= {"id", "title", "score", "image"}
     assert rows[0]["image"] == str(query.absolute())
@@ -33,7 +33,7 @@ def test_search_text_output_and_category_filter(built, capsys):
                  "--category", "dress", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 5 and all(r["category"] == "dress" for r in rows)
-    assert main(["search", str(tree / "top" / "item_01.jpg"), "--catalog", str(folder)]) == 0
+    assert main(["search", str(tree / "top" / "item_01.jpg"), "--catalog", str(folder), "--no-detect"]) == 0
     out = capsys.readouterr()
     assert out.out.splitlines()[0].startswith(" 1. 1.000") and "embed" in out.err
 
@@ -65,6 +65,11 @@ def test_unreadable_catalog_images_are_skipped_not_fatal(tmp_path, image_tree, c
     (["search", "{tmp}/bad.png", "--catalog", "{folder}"], "bad.png"),
     (["index", "{tree}", "--catalog", "{folder}", "--embedder", "nope"], "valid names are"),
     (["index", "{tmp}/nothing", "--catalog", "{tmp}/x"], "not a folder"),
+    (["search", "{tree}/top/item_01.jpg", "--catalog", "{folder}", "--tags", "{{long"], "--tags is not JSON"),
+    (["search", "{tree}/top/item_01.jpg", "--catalog", "{folder}", "--tags", '["long"]'], "JSON object"),
+    (["search", "{tree}/top/item_01.jpg", "--catalog", "{folder}", "--tags", '{{"sleeves": "long"}}'],
+     "valid attributes are"),
+    (["info", "--catalog", "{tmp}/none"], "No catalog"),
 ])
 def test_bad_input_is_one_clear_line_and_nonzero_exit(built, tmp_path, capsys, args, message):
     folder, tree = built
@@ -86,3 +91,44 @@ def test_search_refuses_an_index_of_another_embedder(built, tmp_path, capsys):
     assert main(["search", str(tree / "top" / "item_01.jpg"), "--catalog", str(folder),
                  "--embedder", str(tmp_path / "other.pth")]) == 2
     assert "Rebuild it with" in capsys.readouterr().err
+
+
+@pytest.fixture
+def stand_in_models(monkeypatch):
+    """The default models with the stand-in detector, editor and tagger (tests/stand_ins.py)."""
+    from numbpie import embedder as embedders
+    from numbpie.app import assemble
+    from tests import stand_ins
+
+    editor = stand_ins.FakeEditor()
+    monkeypatch.setattr(assemble, "default_models", lambda embedder=None: stand_ins.with_stand_ins(
+        assemble.Models(embedders.load(embedder)), editor))
+    return editor
+
+
+def test_search_detects_the_garment_and_edits_it_like_the_page(built, capsys, stand_in_models):
+    folder, tree = built
+    query = str(tree / "dress" / "item_04.jpg")
+    capsys.readouterr()
+    assert main(["search", query, "--catalog", str(folder), "--json"]) == 0
+    detected = json.loads(capsys.readouterr().out)
+    assert detected[0]["score"] < 0.9999  # the left-half garment, not the whole catalog image
+    assert main(["search", query, "--catalog", str(folder), "--tags", '{"pattern": "floral"}']) == 0
+    out = capsys.readouterr()
+    assert stand_in_models.calls == [({"pattern": "floral"}, False)]
+    assert "box (0, 0, 53, 128)" in out.err and "edited: crop → shape → pattern" in out.err
+    assert "tag " in out.err.split("time:")[1]  # the tagger read the garment's present tags for the editor
+    assert main(["search", query, "--catalog", str(folder), "--no-detect", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(built, monkeypatch):
+    from numbpie.app import assemble
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(assemble, "open_pipeline", broken)
+    folder, tree = built
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["search", str(tree / "top" / "item_01.jpg"), "--catalog", str(folder)])

@@ -16,6 +16,7 @@ from detector.export import export_graph
 from detector.model import SSDConfig, build_ssd
 from detector.original import FEATURE_MAPS, LOCALISATIONS, NET_SIZE, PREDICTIONS, priors
 from numbpie import images
+from numbpie.errors import WeightsError
 
 SMALL = SSDConfig(input_size=128, width=0.25)
 
@@ -118,7 +119,7 @@ def test_grayscale_and_threshold(ours):
 def test_unknown_files_are_clear_errors(tmp_path):
     junk = tmp_path / "junk.pb"
     junk.write_bytes(b"\x00not a graph" * 10)
-    with pytest.raises(ValueError, match="frozen TensorFlow graph|neither"):
+    with pytest.raises(WeightsError, match="frozen TensorFlow graph|neither"):
         detector.load(junk)
     with pytest.raises(FileNotFoundError, match="valid names"):
         detector.load("no-such-detector")

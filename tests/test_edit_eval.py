@@ -106,9 +106,9 @@ def test_cli_eval_edits_json(world, tmp_path, capsys):
 
 
 def test_cli_eval_edits_without_bundled_editors_says_what_to_do(world, capsys, monkeypatch):
-    from numbpie import models
+    from numbpie.app import assemble
 
-    monkeypatch.setattr(models, "bundled_editor", lambda tagger=None: None)
+    monkeypatch.setattr(assemble, "bundled_editor", lambda tagger=None: None)
     assert main(["eval", "edits", "--data", str(world), "--no-search"]) == 2
     assert "--editor identity" in capsys.readouterr().err
 

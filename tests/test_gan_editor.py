@@ -239,3 +239,12 @@ def test_edit_is_thread_safe_and_deterministic():
     with ThreadPoolExecutor(max_workers=3) as pool:
         got = list(pool.map(run, images * 2))
     assert all(np.array_equal(a, b) for a, b in zip(got, expected * 2, strict=True))
+
+
+def test_can_edit_says_which_edits_the_loaded_generators_make():
+    editor = tiny_editor()
+    assert editor.can_edit({"sleeve_length": "long"}, TOP)
+    assert editor.can_edit({"pattern": "floral"}, TOP)
+    assert not editor.can_edit({"pattern": "stripes"}, TOP)  # no stripes_add CycleGAN
+    assert not editor.can_edit({"length": "long"}, TOP)  # a top has no length
+    assert editor.has_model_view and not StyleEditor(stargan=editor.stargan).has_model_view

@@ -3,9 +3,10 @@ import io
 import pytest
 from PIL import Image
 
+from numbpie.app.indexer import index_catalog, open_catalog
+from numbpie.app.pipeline import Pipeline, manual_crop
 from numbpie.catalog import import_folder
-from numbpie.indexer import index_catalog, open_catalog
-from numbpie.pipeline import Pipeline, crop_box
+from numbpie.errors import EditError, OptionError, TagError, UserError
 
 
 @pytest.fixture
@@ -41,18 +42,18 @@ def test_min_score_k_and_manual_box(pipeline, image_tree):
     assert boxed.crop.size == (50, 80) and boxed.box == (10, 10, 60, 90)
 
 
-def test_crop_box_clips_and_rejects_empty_boxes():
+def test_manual_crop_clips_and_rejects_empty_boxes():
     image = Image.new("RGB", (100, 50))
-    assert crop_box(image, (-10, -10, 40, 400)).size == (40, 50)
-    with pytest.raises(ValueError, match="larger box"):
-        crop_box(image, (10, 10, 11, 40))
+    assert manual_crop(image, (-10, -10, 40, 400)).size == (40, 50)
+    with pytest.raises(OptionError, match="larger box"):
+        manual_crop(image, (10, 10, 11, 40))
 
 
 def test_tags_without_an_editor_or_bad_tags_are_clear_errors(pipeline, image_tree):
     image = image_tree / "top" / "item_01.jpg"
-    with pytest.raises(ValueError, match="valid attributes are"):
+    with pytest.raises(TagError, match="valid attributes are"):
         pipeline.search(image, tags={"sleeves": "long"})
-    with pytest.raises(RuntimeError, match="No style editor"):
+    with pytest.raises(EditError, match="No style editor"):
         pipeline.search(image, tags={"sleeve_length": "long"})
 
 
@@ -88,3 +89,35 @@ def test_a_tag_edit_searches_with_the_edited_garment(pipeline, image_tree):
     scores, ids = pipeline.index.search(edited_vector, 5)
     assert [m.product.id for m in result.matches] == ids[0].tolist()
     assert result.matches[0].score < 0.9999  # no longer the exact catalog image
+
+
+class ListeningTagger:
+    """Reads every garment as a short-sleeved solid top, and remembers what it read."""
+
+    def __init__(self):
+        self.seen = []
+
+    def tag(self, image):
+        self.seen.append(image.size)
+        return {"category": "top", "sleeve_length": "short", "fit": "normal", "neckline": "round", "pattern": "solid"}
+
+
+def test_the_tagger_is_a_pipeline_part_that_tells_the_editor_the_present_tags(pipeline, image_tree):
+    from tests.test_gan_editor import tiny_editor
+
+    path = image_tree / "top" / "item_01.jpg"
+    assert pipeline.tag(Image.open(path)) == {}  # no tagger: nothing is known
+    pipeline.editor, pipeline.tagger = tiny_editor(), ListeningTagger()
+    assert pipeline.tag(Image.open(path))["sleeve_length"] == "short"
+    result = pipeline.search(path, tags={"sleeve_length": "long"}, box=(0, 0, 60, 90))
+    assert pipeline.tagger.seen[-1] == result.crop.size == (60, 90)  # it read the searched garment
+    assert [name for name, _ in result.edit.steps] == ["crop", "shape"] and "tag" in result.timings
+
+
+def test_an_edit_the_editor_cannot_make_is_a_user_error(pipeline, image_tree):
+    from tests.test_gan_editor import tiny_editor
+
+    pipeline.editor = tiny_editor()
+    with pytest.raises(UserError, match="stripes_add needs a CycleGAN"):
+        pipeline.search(image_tree / "top" / "item_01.jpg", tags={"pattern": "stripes"},
+                        current={"category": "top", "pattern": "solid"})

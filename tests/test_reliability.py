@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from numbpie.app.indexer import index_catalog, open_catalog
+from numbpie.app.pipeline import Pipeline
 from numbpie.catalog import import_folder
 from numbpie.index import Index
-from numbpie.indexer import index_catalog, open_catalog
-from numbpie.pipeline import Pipeline
 from tests.conftest import make_image
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "crash_index.py"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from numbpie.errors import DatasetError, OptionError
 from numbpie.synth.model import render_model
 from numbpie.synth.product import render_product
 from numbpie.synth.spec import random_spec, title
@@ -132,7 +133,7 @@ def _catalog(out: Path, specs: dict, seeds: dict, splits: dict) -> None:
     ids = catalog.add_many(rows)
     catalog.close()
     if ids != list(specs):
-        raise RuntimeError(
+        raise DatasetError(
             f"{path} assigned unexpected product ids; delete the folder and write it again."
         )
 
@@ -154,7 +155,7 @@ def write_dataset(
     from tqdm import tqdm
 
     if products < 1 or street_per_product < 0:
-        raise ValueError("Ask for at least one product and zero or more street photos per product.")
+        raise OptionError("Ask for at least one product and zero or more street photos per product.")
     out = Path(out)
     for folder in ("products", "models", "street"):
         (out / folder).mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbpie.attributes import ATTRIBUTES, CATEGORIES, PALETTE, applies_to, validate_tags
+from numbpie.errors import OptionError, TagError
 
 __all__ = ["MOTIFS", "GarmentSpec", "random_spec", "spec_rng", "title"]
 
@@ -82,7 +83,7 @@ class GarmentSpec:
 def spec_rng(seed: int, *stream: int) -> np.random.Generator:
     """A generator for one named random stream of `seed` (streams keep pose, scene and style apart)."""
     if int(seed) < 0:
-        raise ValueError(f"Seeds are non-negative integers, not {seed}.")
+        raise OptionError(f"Seeds are non-negative integers, not {seed}.")
     return np.random.default_rng([int(seed), *stream])
 
 
@@ -104,7 +105,7 @@ def random_spec(seed: int, category: str | None = None) -> GarmentSpec:
     pick = {name: str(values[rng.integers(len(values))]) for name, values in ATTRIBUTES.items()}
     if category is not None:
         if category not in CATEGORIES:
-            raise ValueError(
+            raise TagError(
                 f"Unknown category {category!r}; valid categories are: {', '.join(CATEGORIES)}."
             )
         pick["category"] = category

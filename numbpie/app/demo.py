@@ -18,7 +18,7 @@ _DONE = "demo.json"
 
 def default_folder() -> Path:
     """Where the demo catalog lives: $NUMBPIE_DATA/demo, by default data/demo in the checkout."""
-    data = os.environ.get("NUMBPIE_DATA", Path(__file__).resolve().parent.parent / "data")
+    data = os.environ.get("NUMBPIE_DATA", Path(__file__).resolve().parents[2] / "data")
     return Path(data) / "demo"
 
 
@@ -46,7 +46,7 @@ def ensure_demo(
 
     `progress(stage, done, total)` reports rendering then embedding.
     """
-    from numbpie.indexer import index_catalog
+    from numbpie.app.indexer import index_catalog
     from numbpie.synth import write_dataset
 
     folder = Path(folder or default_folder())

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from numbpie import images
 from numbpie.catalog import Catalog
-from numbpie.index import DEFAULT_FACTORY, Index, IndexMismatchError
+from numbpie.errors import CatalogError, IndexMismatchError
+from numbpie.index import DEFAULT_FACTORY, Index
 
-__all__ = ["CATALOG_FILE", "index_catalog", "open_catalog"]
+__all__ = ["CATALOG_FILE", "index_catalog", "open_catalog", "require_catalog"]
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -23,6 +24,12 @@ CATALOG_FILE = "catalog.sqlite"
 def open_catalog(folder: str | Path) -> Catalog:
     """The catalog of a catalog folder (created empty if absent)."""
     return Catalog(Path(folder) / CATALOG_FILE)
+
+
+def require_catalog(folder: str | Path) -> None:
+    """Raise CatalogError, naming the command that builds one, unless `folder` holds a catalog."""
+    if not (Path(folder) / CATALOG_FILE).exists():
+        raise CatalogError(f"No catalog in {folder}. Build one with: python -m numbpie index SOURCE --catalog {folder}")
 
 
 def _open_index(folder: Path, catalog: Catalog, embedder, factory: str, rebuild: bool) -> Index:

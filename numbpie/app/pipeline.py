@@ -1,21 +1,32 @@
-"""The Pipeline: load → detect/crop → edit → embed → search → catalog lookup, each step timed."""
+"""The Pipeline: load → detect/crop → tag → edit → embed → search → catalog lookup, each step timed."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from detector import Detection, crops
+from gan import Edit, StyleEditor
+from numbpie import embedder as embedders
 from numbpie import images
+from numbpie.app.indexer import open_catalog, require_catalog
 from numbpie.attributes import validate_tags
-from numbpie.catalog import Product
+from numbpie.catalog import Catalog, Product
+from numbpie.embedder import Embedder
+from numbpie.errors import EditError, OptionError
 from numbpie.index import Index
-from numbpie.indexer import open_catalog
+from numbpie.tagger import Tagger
 
-__all__ = ["Match", "Pipeline", "Result", "crop_box"]
+if TYPE_CHECKING:  # detector.Detector is only named here: importing it loads TensorFlow
+    from detector import Detector
+
+__all__ = ["Match", "Pipeline", "Result", "manual_crop"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,8 @@ class Result:
     image: Image.Image  # the photo as loaded
     crop: Image.Image  # the garment that was searched for (before any edit)
     box: tuple[float, float, float, float] | None  # where `crop` came from; None = whole image
-    detections: list = field(default_factory=list)
-    edit: object | None = None  # gan.Edit(image, steps) when tags were applied
+    detections: list[Detection] = field(default_factory=list)
+    edit: Edit | None = None  # when tags (or the model view) were applied
     matches: list[Match] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
 
@@ -53,41 +64,39 @@ def _timed(timings: dict, step: str):
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
-def crop_box(image: Image.Image, box) -> Image.Image:
-    """`image` cropped to `box` (x0, y0, x1, y1), clipped to the image; a degenerate box is an error."""
+def manual_crop(image: Image.Image, box) -> Image.Image:
+    """`image` cut to a hand-drawn `box` (x0, y0, x1, y1), clipped to the image; a box under 2 px is an error."""
     x0, y0, x1, y1 = (round(v) for v in box)
     x0, y0 = max(0, x0), max(0, y0)
     x1, y1 = min(image.width, x1), min(image.height, y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
-        raise ValueError(f"The crop box {tuple(box)} leaves no image; draw a larger box.")
+        raise OptionError(f"The crop box {tuple(box)} leaves no image; draw a larger box.")
     return image.crop((x0, y0, x1, y1))
 
 
 class Pipeline:
-    """One catalog, index and embedder, plus an optional detector and style editor."""
+    """One catalog, index and embedder, plus an optional detector, style editor and tagger."""
 
-    def __init__(self, catalog, index: Index, embedder, detector=None, editor=None):
+    def __init__(self, catalog: Catalog, index: Index, embedder: Embedder, detector: Detector | None = None,
+                 editor: StyleEditor | None = None, tagger: Tagger | None = None):
         self.catalog, self.index, self.embedder = catalog, index, embedder
-        self.detector, self.editor = detector, editor
+        self.detector, self.editor, self.tagger = detector, editor, tagger
 
     @classmethod
-    def open(cls, folder: str | Path, embedder=None, detector=None, editor=None) -> Pipeline:
+    def open(cls, folder: str | Path, embedder: str | Path | Embedder | None = None,
+             detector: Detector | None = None, editor: StyleEditor | None = None,
+             tagger: Tagger | None = None) -> Pipeline:
         """A pipeline over a catalog folder built by `python -m numbpie index` (or the demo)."""
-        from numbpie import embedder as embedders
-
         folder = Path(folder)
-        if not (folder / "catalog.sqlite").exists():
-            raise FileNotFoundError(
-                f"No catalog in {folder}. Build one with: python -m numbpie index SOURCE --catalog {folder}"
-            )
+        require_catalog(folder)
         catalog = open_catalog(folder)
         if embedder is None:  # the one the index was built with
             embedder = Index.read_manifest(folder)["embedder"]["name"]
-        if isinstance(embedder, str):
+        if not isinstance(embedder, Embedder):
             embedder = embedders.load(embedder)
         ids = catalog.ids()
         index = Index.load(folder, embedder=embedder.identity, count=len(ids), keep_ids=ids)
-        return cls(catalog, index, embedder, detector, editor)
+        return cls(catalog, index, embedder, detector, editor, tagger)
 
     def search(self, source, k: int = 5, *, tags: dict | None = None, model_view: bool = False,
                current: dict | None = None, box=None, detect: bool = True,
@@ -96,7 +105,7 @@ class Pipeline:
         """Run one query from raw bytes, a path, a file object or a PIL image.
 
         `tags` restyle the garment before the search; `current` are its present tags (the
-        editor needs them to know what to change; without them it asks its tagger).
+        editor needs them to know what to change; without them the pipeline's tagger reads them).
         """
         timings: dict[str, float] = {}
         with _timed(timings, "load"):
@@ -112,24 +121,37 @@ class Pipeline:
 
     def _locate(self, image, box, detect, threshold, timings) -> Result:
         if box is not None:
-            return Result(image, crop_box(image, box), tuple(box))
+            return Result(image, manual_crop(image, box), tuple(box))
         if not (detect and self.detector is not None):
             return Result(image, image, None)
-        import detector as detectors
-
         with _timed(timings, "detect"):
             detections = self.detector.detect(image, threshold=threshold)
-            chosen = detectors.crops(image, detections)
+            chosen = crops(image, detections)
         return Result(image, chosen.crop, chosen.box, detections)
 
-    def edit(self, crop: Image.Image, tags: dict, model_view: bool = False,
-             current: dict | None = None, timings=None):
-        """Apply style tags (and optionally the model view) to a garment crop."""
+    def tag(self, crop: Image.Image) -> dict[str, str]:
+        """The garment's present tags read by the tagger ({} without one), e.g. {'category': 'dress', ...}."""
+        return dict(self.tagger.tag(crop)) if self.tagger is not None else {}
+
+    def edit(self, crop: Image.Image, tags: Mapping[str, str], model_view: bool = False,
+             current: Mapping[str, str] | None = None, timings: dict | None = None) -> Edit:
+        """Apply style tags (and optionally the model view) to a garment crop; EditError if they cannot be."""
         tags = validate_tags(tags)
         if self.editor is None:
-            raise RuntimeError("No style editor is loaded, so tags cannot be applied.")
-        with _timed(timings if timings is not None else {}, "edit"):
+            raise EditError("No style editor is loaded, so tags cannot be applied.")
+        timings = timings if timings is not None else {}
+        if current is None and self.tagger is not None:
+            with _timed(timings, "tag"):
+                current = self.tag(crop)
+        with _timed(timings, "edit"):
             return self.editor.edit(crop, tags, model_view=model_view, current=current)
+
+    def similar(self, product_id: int, k: int = 5, *, min_score: float = 0.0,
+                category: str | None = None) -> list[Match]:
+        """The k products nearest to a catalog product by its indexed vector, itself left out."""
+        vector = self.index.vectors([product_id])  # KeyError for an id the index lacks
+        matches = self._retrieve(vector, k + 1, min_score, category, {})
+        return [m for m in matches if m.product.id != product_id][:k]
 
     def _retrieve(self, vector, k, min_score, category, timings) -> list[Match]:
         # A category filter searches deeper, then keeps the first k that pass.
