@@ -13,12 +13,13 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from numbpie.weights import DOWNLOADS_DIR, WeightsError, entry, resolve
+from numbpie.weights import DOWNLOADS_DIR, WeightsError, entry, names, resolve
 
-from .editor import FASHION_GAN_LABELS, Editor, Layout, StyleEditor
+from .editor import FASHION_GAN_LABELS, Editor, Layout, StyleEditor, encode_label
 from .models import Generator, ResnetGenerator, UnetGenerator
+from .tagunet import FixedTags, TagUnet
 
-__all__ = ["IMAGE_SIZES", "build", "detect", "load", "load_fashion_gan", "read_weights", "save"]
+__all__ = ["IMAGE_SIZES", "build", "detect", "load", "load_bundled", "load_fashion_gan", "pattern_editors", "read_weights", "save"]
 
 # Input size each family was trained at in fashion_gan; our files record their own.
 IMAGE_SIZES = {"stargan": 128, "cyclegan": 256, "pix2pix": 256}
@@ -147,6 +148,8 @@ def load(
         )
     path, entry = resolve("gan", name_or_path)
     state, metadata = read_weights(path)
+    if metadata.get("arch") == "tagunet":
+        return _load_tagunet(path, entry, state, metadata, family, image_size)
     found, config = detect(state)
     if metadata.get("residual") == "1":  # a change-predicting generator (see gan.models)
         config["residual"] = True
@@ -166,12 +169,60 @@ def load(
     return Editor(found, net.eval().requires_grad_(False), int(size), layout, name)
 
 
+def _load_tagunet(path: Path, entry: Mapping, state, metadata, family, image_size) -> Editor:
+    """An Editor around a TagUnet file (shape: StarGAN-style; pattern: a fixed target, CycleGAN-style)."""
+    found = metadata.get("family", "stargan")
+    if family is not None and family != found:
+        raise WeightsError(f"{path} holds a {found} editor, not a {family} one.")
+    net: nn.Module = TagUnet(**json.loads(metadata["config"]))
+    if "condition" in metadata:
+        net = FixedTags(net, json.loads(metadata["condition"]))
+    _fill(net, state, found, f"{path} does not match a TagUnet of sizes {metadata['config']}")
+    layout = tuple((name, tuple(values)) for name, values in json.loads(metadata.get("layout", "[]")))
+    size = int(image_size or entry.get("image_size") or metadata["image_size"])
+    name = metadata.get("name") or entry.get("name") or path.stem
+    return Editor(found, net.eval().requires_grad_(False), size, layout, name)
+
+
+def pattern_editors(editor: Editor) -> dict[str, Editor]:
+    """The four CycleGAN-style directions of one pattern TagUnet, sharing its network."""
+    out = {}
+    for pattern in ("floral", "stripes"):
+        for direction, target in (("add", pattern), ("remove", "solid")):
+            net = FixedTags(editor.net, encode_label({"pattern": target}, editor.layout))
+            out[f"{pattern}_{direction}"] = Editor("cyclegan", net.eval(), editor.image_size, name=f"{pattern}_{direction}")
+    return out
+
+
+_EXPORT_ROLES = {"stargan/shape.safetensors": "stargan", "pix2pix.safetensors": "pix2pix",
+                 "cyclegan/pattern.safetensors": "pattern"}
+
+
+def load_bundled(rel: str) -> Editor:
+    """The bundled editor whose manifest role matches an export path of gan.train (for --init)."""
+    role = _EXPORT_ROLES.get(rel) or f"cyclegan:{Path(rel).stem}"
+    for name in names("gan"):
+        if entry("gan", name).get("role") == role:
+            return load(name)
+    raise WeightsError(f"No bundled editor has the role {role!r} (for {rel}); start without --init bundled.")
+
+
+def _tagunet_metadata(net: nn.Module) -> dict[str, str]:
+    """The file metadata that rebuilds a TagUnet (and a FixedTags target) without pickle."""
+    if isinstance(net, FixedTags):
+        return {**_tagunet_metadata(net.net), "condition": json.dumps(net.label[0].tolist())}
+    return {"arch": "tagunet", "config": json.dumps(net.config)}
+
+
 def save(editor: Editor, path: str | Path) -> Path:
     """Write an editor's generator to `.safetensors` with its family, sizes, input size and labels."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in editor.net.state_dict().items()}
-    _, config = detect(state)
+    tagunet = isinstance(editor.net, TagUnet | FixedTags)
+    # TagUnet files are stored in fp16 (half the bytes; they load into fp32 networks).
+    state = {k: (v.half() if tagunet and v.is_floating_point() else v).detach().contiguous().cpu()
+             for k, v in editor.net.state_dict().items()}
+    config = {} if tagunet else detect(state)[1]
     metadata = {
         "family": editor.family,
         "config": json.dumps(config),
@@ -181,6 +232,7 @@ def save(editor: Editor, path: str | Path) -> Path:
         "residual": "1" if getattr(editor.net, "residual", False) else "0",
         "mean": "0.5,0.5,0.5",
         "std": "0.5,0.5,0.5",
+        **(_tagunet_metadata(editor.net) if tagunet else {}),
     }
     save_file(state, str(path), metadata)
     return path
@@ -209,11 +261,14 @@ def load_fashion_gan(models_dir: str | Path | None = None, tagger=None) -> Style
         root = root / "models"  # the folder models.zip was unzipped into
     stargan = [load(p, family="stargan") for p in _weight_files(root / "stargan")]
     cyclegan = {}
+    one_file = [p for p in _weight_files(root / "cyclegan") if p.stem == "pattern"]
+    if one_file:  # our pattern TagUnet: every direction from one network
+        cyclegan.update(pattern_editors(load(one_file[0])))
     for pattern in ("floral", "stripes"):
         files = _weight_files(root / "cyclegan" / pattern)
         for direction in ("add", "remove"):
             chosen = [p for p in files if direction in p.stem.lower()]
-            if chosen:
+            if chosen and f"{pattern}_{direction}" not in cyclegan:
                 cyclegan[f"{pattern}_{direction}"] = load(chosen[0], family="cyclegan")
     pix2pix = next(
         (p for p in (root / "pix2pix_models.pth", root / "pix2pix.safetensors") if p.is_file()),

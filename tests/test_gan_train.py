@@ -13,16 +13,17 @@ from safetensors.torch import load_file
 import gan
 from gan.editor import SHAPE_LAYOUT
 from gan.train import (
-    FAMILIES,
     TRAIN_SEEDS,
     classification_loss,
     data_seeds,
+    networks,
     parse_options,
     stargan_batch,
     train,
 )
 from numbpie.attributes import ATTRIBUTES, PALETTE, applies_to
 from numbpie.catalog import Catalog
+from numbpie.errors import TrainingError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +91,14 @@ TINY = [
     "1",
     "--batch-size",
     "2",
-    "--sample-every",
+    "--eval-every",
     "2",
-    "--save-every",
+    "--checkpoint-every",
     "2",
+    "--val-count",
+    "4",
+    "--precision",
+    "fp32",
     "--log-every",
     "1",
     "--quiet",
@@ -130,9 +135,11 @@ def test_classification_loss_skips_absent_groups():
 
 def test_family_defaults():
     opt = parse_options(["pix2pix", "--data", "synth", "--image-size", "64"])
-    assert (opt.num_downs, opt.lambda_l1, opt.d_layers, opt.pattern) == (6, 100.0, 3, None)
-    opt = parse_options(["stargan", "--data", "synth"])
-    assert (opt.d_layers, opt.lambda_l1, opt.width, opt.out) == (5, 10.0, 32, "runs/stargan")
+    assert (opt.num_downs, opt.lambda_l1, opt.d_layers, opt.pattern, opt.edits) == (6, 100.0, 3, None, None)
+    opt = parse_options(["tagunet", "--edits", "pattern", "--data", "synth"])
+    assert (opt.image_size, opt.lambda_low, opt.residual, opt.out) == (96, 20.0, False, "runs/tagunet")
+    opt = parse_options(["tagunet", "--data", "synth"])
+    assert (opt.edits, opt.lambda_low, opt.lambda_l1) == ("shape", 0.0, 10.0)
 
 
 def test_data_seeds_keep_training_apart_from_held_out_products(tmp_path):
@@ -149,7 +156,7 @@ def test_data_seeds_keep_training_apart_from_held_out_products(tmp_path):
     pool, shown = data_seeds(str(tmp_path))
     assert pool.tolist() == [100, 102, 105] and shown == [101, 104]
 
-    with pytest.raises(SystemExit, match="no catalog.sqlite"):
+    with pytest.raises(TrainingError, match="no catalog.sqlite"):
         data_seeds(str(tmp_path / "missing"))
 
 
@@ -157,35 +164,55 @@ def test_data_seeds_keep_training_apart_from_held_out_products(tmp_path):
     "family, extra, rows, exported",
     [
         ("stargan", [], 3, "stargan/shape.safetensors"),
-        ("cyclegan", ["--pattern", "stripes"], 4, "cyclegan/stripes/stripes_add.safetensors"),
+        ("cyclegan", ["--pattern", "stripes"], 6, "cyclegan/stripes/stripes_add.safetensors"),
         ("pix2pix", [], 3, "pix2pix.safetensors"),
+        ("tagunet", ["--edits", "shape", "--blocks", "2"], 3, "stargan/shape.safetensors"),
+        ("tagunet", ["--edits", "pattern", "--blocks", "2"], 3, "cyclegan/pattern.safetensors"),
     ],
 )
 def test_two_training_steps_write_checkpoint_samples_log_and_loadable_weights(
     tmp_path, family, extra, rows, exported
 ):
     torch.manual_seed(0)
-    stem = train(options(family, tmp_path, 2, *extra), world=WORLD)
+    out = train(options(family, tmp_path, 2, *extra), world=WORLD)
 
-    info = json.loads(stem.with_suffix(".json").read_text())
-    assert info["step"] == 2 and info["options"]["family"] == family
-    assert any(k.startswith("optim.") for k in load_file(f"{stem}.safetensors"))
-    log = [
-        json.loads(line)
-        for line in (tmp_path / "checkpoints" / f"{stem.name}.log.jsonl").read_text().splitlines()
-    ]
+    info = json.loads((out / "checkpoint.json").read_text())
+    assert info["step"] == 2 and info["fixed"]["family"] == family
+    assert any(k.startswith("optim.") for k in load_file(out / "checkpoint.safetensors"))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2]
     assert all(np.isfinite(v) for entry in log for v in entry.values())
-    sample = Image.open(tmp_path / "samples" / f"{stem.name}_000002.png")
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in history] == [2] and history[0]["l1_ratio"] > 0
+    sample = Image.open(out / "samples" / "latest.png")
     assert sample.size == (6 * 32, rows * 32)
 
-    editor = gan.load(tmp_path / exported)
-    assert editor.family == family and editor.image_size == 32
-    styled = gan.load_fashion_gan(tmp_path)
+    best = out / "best"
+    editor = gan.load(best / exported)
+    assert editor.image_size == 32
+    assert editor.family == {"tagunet": "stargan" if "shape" in extra else "pattern"}.get(family, family)
+    styled = gan.load_fashion_gan(best)
     assert (styled.pix2pix is not None) == (family == "pix2pix")
-    assert sorted(styled.cyclegan) == (
-        ["stripes_add", "stripes_remove"] if family == "cyclegan" else []
-    )
+    directions = {"cyclegan": ["stripes_add", "stripes_remove"],
+                  "tagunet": ["floral_add", "floral_remove", "stripes_add", "stripes_remove"] if "pattern" in extra else []}
+    assert sorted(styled.cyclegan) == directions.get(family, [])
+
+
+def test_a_tagunet_starts_as_the_identity_and_its_edit_moves_towards_the_truth(tmp_path):
+    opt = options("tagunet", tmp_path, 0, "--blocks", "2")
+    G = networks(opt)["G"]
+    batch = stargan_batch(WORLD, range(4), np.random.default_rng(0), 32)
+    assert (G(batch["x"], batch["c_trg"]) - batch["x"]).abs().max() < 0.01
+    optimizer = torch.optim.Adam(G.parameters(), 3e-3)
+    from gan.train import paired_l1
+
+    for _ in range(150):
+        loss = paired_l1(G(batch["x"], batch["c_trg"]), batch["y"], batch["x"], 10.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    fake = G(batch["x"], batch["c_trg"])
+    assert (fake - batch["y"]).abs().mean() < 0.5 * (batch["x"] - batch["y"]).abs().mean()
 
 
 def test_resuming_gives_the_same_weights_as_training_straight_through(tmp_path):
@@ -193,20 +220,18 @@ def test_resuming_gives_the_same_weights_as_training_straight_through(tmp_path):
     train(options("stargan", tmp_path / "resumed", 2), world=WORLD)
     train(options("stargan", tmp_path / "resumed", 3), world=WORLD)
 
-    a = load_file(tmp_path / "straight" / "stargan" / "shape.safetensors")
-    b = load_file(tmp_path / "resumed" / "stargan" / "shape.safetensors")
+    a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_file(tmp_path / "resumed" / "checkpoint.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (
-        json.loads((tmp_path / "resumed" / "checkpoints" / "stargan.json").read_text())["step"] == 3
-    )
+    assert json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())["step"] == 3
     torch.manual_seed(0)
-    initial = FAMILIES["stargan"].nets(options("stargan", tmp_path, 3))["G"].state_dict()
-    assert not all(torch.equal(a[k], initial[k]) for k in a)  # training did move the weights
+    initial = networks(options("stargan", tmp_path, 3))["G"].state_dict()
+    assert not all(torch.equal(a[f"G.{k}"], initial[k]) for k in initial)  # training did move the weights
 
 
 def test_resuming_with_other_sizes_is_refused(tmp_path):
     train(options("stargan", tmp_path, 1), world=WORLD)
-    with pytest.raises(SystemExit, match="width=4"):
+    with pytest.raises(TrainingError, match="width=4"):
         train(options("stargan", tmp_path, 2, "--width", "8"), world=WORLD)
 
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from numbpie import tagger, train_tagger, weights
+from numbpie import tagger, weights
+from numbpie.training import loop
+from numbpie.training import tagger as train_tagger
 from numbpie.attributes import ATTRIBUTES
 from numbpie.synth import write_dataset
 
@@ -59,16 +61,23 @@ def test_training_fits_a_handful_of_labelled_views(tiny_world):
     assert tagger.accuracy(fitted, views, labels)["color"] == 1.0
 
 
+def _run(options, lines=None):
+    task = train_tagger.TaggerTask(options)
+    loop.train(task, options, log=(lines.append if lines is not None else lambda *_: None), progress=False)
+    return task
+
+
 def test_train_resumes_exports_and_loads(tiny_world, tmp_path):
-    options = train_tagger.Options(data=str(tiny_world), out=str(tmp_path / "run"), input_size=64, batch_size=8,
-                                   steps=2, checkpoint_every=1, threads=1)
-    train_tagger.train(options, log=lambda *_: None)
-    assert json.loads((tmp_path / "run" / "progress.json").read_text())["step"] == 2
+    options = train_tagger.TaggerOptions(data=str(tiny_world), out=str(tmp_path / "run"), input_size=64,
+                                         batch_size=8, steps=2, checkpoint_every=1, eval_every=0, threads=1)
+    _run(options)
+    assert loop.checkpoint_step(tmp_path / "run") == 2
     lines = []
-    train_tagger.train(train_tagger.Options(**{**vars(options), "steps": 3}), log=lines.append)
-    assert lines[0] == "resumed at step 2"
-    exported = train_tagger.export(tmp_path / "run", tmp_path / "tagger.safetensors")
-    loaded = tagger.load(exported)
+    _run(train_tagger.TaggerOptions(**{**vars(options), "steps": 3}), lines)
+    assert lines[0].startswith("resumed")
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["step"] in (2, 3) and 0 <= best["product/color"] <= 1 and 0 <= best["score"] <= 1
+    loaded = tagger.load(tmp_path / "run" / "best" / "tagger.safetensors")
     assert loaded.input_size == 64  # stored in the file's metadata
     views, _ = train_tagger.labelled_views(tiny_world, "test")
     tags = loaded.tag(views[0])
@@ -89,13 +98,13 @@ def test_fresh_products_are_new_garments_with_their_labels():
 
 
 def test_fine_tuning_starts_from_the_given_weights(tiny_world, tmp_path):
-    base = train_tagger.Options(data=str(tiny_world), out=str(tmp_path / "base"), input_size=64, batch_size=4,
-                                steps=1, threads=1)
-    train_tagger.train(base, log=lambda *_: None)
-    start = train_tagger.export(tmp_path / "base", tmp_path / "base.safetensors")
-    tuned = train_tagger.Options(**{**vars(base), "out": str(tmp_path / "tuned"), "steps": 1, "lr": 0.0,
-                                    "fresh": 0.5, "init": str(start)})
-    model = train_tagger.train(tuned, log=lambda *_: None).model
+    base = train_tagger.TaggerOptions(data=str(tiny_world), out=str(tmp_path / "base"), input_size=64,
+                                      batch_size=4, steps=1, threads=1)
+    _run(base)
+    start = tmp_path / "base" / "best" / "tagger.safetensors"
+    tuned = train_tagger.TaggerOptions(**{**vars(base), "out": str(tmp_path / "tuned"), "steps": 1, "lr": 0.0,
+                                          "fresh": 0.5, "init": str(start)})
+    model = _run(tuned).model
     # lr 0: the weights stay the initial ones (BatchNorm statistics aside)
     before = tagger.load(start).model.state_dict()
     assert all(torch.allclose(v.float(), before[k].float(), atol=1e-3)
@@ -114,8 +123,9 @@ def test_load_refuses_other_files(tmp_path):
 def test_cli_exposes_train_tagger():
     from numbpie.cli import build_parser
 
-    args = build_parser().parse_args(["train-tagger", "--data", "d", "--steps", "7"])
-    assert isinstance(args, argparse.Namespace) and args.steps == 7
+    args = build_parser().parse_args(["train-tagger", "--data", "d", "--fresh", "0.25", "--init", "bundled"])
+    options = loop.options_from(args, train_tagger.TaggerOptions)
+    assert (options.fresh, options.init, options.steps) == (0.25, "bundled", train_tagger.TaggerOptions.steps)
 
 
 def test_the_bundled_tagger_reads_new_product_shots():

@@ -1,4 +1,4 @@
-"""A short training run on a tiny synthetic dataset: loss falls, checkpoints resume, export loads."""
+"""numbpie.training.embedder: losses, the endless feed, and a short run that resumes and exports."""
 
 import json
 
@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from numbpie import embedder
-from numbpie.train_embedder import Options, cosface_loss, export, train
+from numbpie.cli import build_parser
+from numbpie.training import loop
+from numbpie.training.embedder import EmbedderOptions, EmbedderTask, attribute_loss, info_nce
+from numbpie.training.feed import VARIED, Feed, render_group, sibling
 
 
 @pytest.fixture(scope="module")
@@ -19,39 +22,65 @@ def tiny_data(tmp_path_factory):
     return out
 
 
-def test_cosface_loss_prefers_the_right_proxy():
-    proxies = torch.eye(3, 8)
-    features = torch.eye(3, 8) * 5
-    right = cosface_loss(features, proxies, torch.tensor([0, 1, 2]), scale=10, margin=0.1)
-    wrong = cosface_loss(features, proxies, torch.tensor([1, 2, 0]), scale=10, margin=0.1)
-    assert right < 0.01 < 10 < wrong
+def test_info_nce_prefers_the_matching_shot():
+    shots = torch.eye(4, 8)
+    right = info_nce(shots * 2, shots, scale=10)
+    wrong = info_nce(shots.roll(1, 0), shots, scale=10)
+    assert right < 0.01 and wrong > 5
 
 
-def test_training_resumes_and_exports_a_loadable_embedder(tiny_data, tmp_path):
-    split = json.loads((tiny_data / "splits.json").read_text())
-    assert split["train"]
-    options = Options(data=str(tiny_data), out=str(tmp_path / "run"), input_size=80, batch_size=4,
-                      steps=2, checkpoint_every=1, eval_every=0, threads=2)
-    train(options, log=lambda *_: None)
-    assert json.loads((tmp_path / "run" / "progress.json").read_text())["step"] == 2
-    assert not (tmp_path / "run" / "best.json").exists()
+def test_attribute_loss_skips_attributes_that_do_not_apply():
+    heads = torch.nn.ModuleDict({"category": torch.nn.Linear(4, 2), "length": torch.nn.Linear(4, 3)})
+    features = torch.randn(2, 4)
+    tops = attribute_loss(heads, features, [{"category": "top"}, {"category": "top"}])
+    expected = torch.nn.functional.cross_entropy(heads["category"](features), torch.tensor([0, 0]))
+    assert tops.item() == pytest.approx(expected.item())  # length never applies to a top
+
+
+def test_a_sibling_differs_in_exactly_one_attribute():
+    from numbpie.synth import random_spec
+
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        spec = random_spec(seed)
+        other = sibling(spec, rng)
+        changed = [n for n in VARIED if getattr(spec, n) != getattr(other, n)]
+        assert len(changed) == 1 and (changed != ["length"] or spec.category == "dress")
+
+
+def test_a_rendered_group_is_two_labelled_products_with_views():
+    group = render_group(7, side=96)
+    assert len(group) == 2 and group[0].group == group[1].group
+    differ = [k for k in group[0].tags if group[0].tags[k] != group[1].tags.get(k)]
+    assert len(differ) == 1
+    for product in group:
+        assert max(product.shot.size) <= 96 and product.queries
+        assert all(max(q.size) <= 96 for q in product.queries)
+    assert render_group(7, side=96)[0].shot.tobytes() == group[0].shot.tobytes()  # seeded
+
+
+def test_the_feed_fills_its_pool_from_another_process():
+    feed = Feed(seed=3, side=64, pool=4)
+    try:
+        assert feed.collect(wait_for=2) >= 2
+        assert all(len(group) == 2 for group in feed.groups)
+    finally:
+        feed.close()
+
+
+def test_a_short_run_resumes_validates_and_exports_a_loadable_embedder(tiny_data, tmp_path):
+    options = EmbedderOptions(data=str(tiny_data), out=str(tmp_path / "run"), input_size=80, groups=2,
+                              steps=2, checkpoint_every=1, eval_every=0, fresh=0.0, precision="fp32")
+    loop.train(EmbedderTask(options), options, log=lambda *_: None, progress=False)
+    assert loop.checkpoint_step(tmp_path / "run") == 2
     options.steps, options.eval_every = 3, 3
     lines = []
-    train(options, log=lines.append)
-    assert lines[0] == "resumed at step 2"
+    loop.train(EmbedderTask(options), options, log=lines.append, progress=False)
+    assert lines[0].startswith("resumed")
+    assert [row["step"] for row in loop.read_history(tmp_path / "run")] == [2, 3]  # each run ends validated
     best = json.loads((tmp_path / "run" / "best.json").read_text())
-    assert best["step"] == 3 and best["split"] == "val" and 0 <= best["map"] <= 1
-    assert embedder.load(tmp_path / "run" / "best.safetensors").input_size == 80
-    (tmp_path / "run" / "best.json").write_text(json.dumps({"map": 2.0}))  # unbeatable
-    (tmp_path / "run" / "best.safetensors").unlink()
-    from numbpie.train_embedder import _State, keep_if_best
-
-    state = _State(options, classes=len(split["train"]))
-    state.resume(tmp_path / "run")
-    keep_if_best(state, options, log=lambda *_: None)
-    assert not (tmp_path / "run" / "best.safetensors").exists()  # kept only when better
-    path = export(tmp_path / "run", tmp_path / "e.safetensors")
-    loaded = embedder.load(path)
+    assert best["step"] in (2, 3) and 0 <= best["map"] <= 1 and best["score"] == best["map"]
+    loaded = embedder.load(tmp_path / "run" / "best" / "embedder.safetensors")
     assert loaded.input_size == 80  # the preprocessing travels in the file's metadata
     from numbpie.synth import random_spec, render_product
 
@@ -59,9 +88,17 @@ def test_training_resumes_and_exports_a_loadable_embedder(tiny_data, tmp_path):
     assert vectors.shape == (1, 2048) and np.isfinite(vectors).all()
 
 
-def test_lr_factor_warms_up_then_decays_to_zero():
-    from numbpie.train_embedder import lr_factor
+def test_init_bundled_starts_from_the_bundled_backbone(tiny_data, tmp_path):
+    options = EmbedderOptions(data=str(tiny_data), out=str(tmp_path), input_size=128, groups=1, fresh=0.0)
+    task = EmbedderTask(options)
+    task.init_from("bundled")
+    bundled = embedder.load("bundled").model.state_dict()
+    mine = task.model.state_dict()
+    assert all(torch.equal(mine[k].float(), bundled[k].float()) for k in bundled)
 
-    factors = [lr_factor(s, 100) for s in range(100)]
-    assert factors[0] < factors[4] == 1.0 and factors[-1] < 0.01
-    assert all(a >= b for a, b in zip(factors[5:], factors[6:], strict=False))
+
+def test_the_cli_takes_every_option():
+    args = build_parser().parse_args(["train-embedder", "--data", "d", "--groups", "3", "--init", "bundled",
+                                      "--precision", "fp32"])
+    options = loop.options_from(args, EmbedderOptions)
+    assert (options.groups, options.init, options.precision, options.data) == (3, "bundled", "fp32", "d")

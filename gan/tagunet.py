@@ -1,0 +1,77 @@
+"""TagUnet: the bundled editors' generator, a U-Net conditioned on the target tags.
+
+The target tags enter as constant planes beside the image and again at the bottleneck; the
+skip connections carry the garment's own colour and texture to the output. The generator
+predicts the change to its input (its last convolution starts at zero, so it starts as the
+identity and trained with unchanged pairs it learns to leave untouched pixels alone), which
+is what lets it learn an edit on a CPU.
+
+`FixedTags` wraps one with a fixed target, so one pattern TagUnet serves as all four
+CycleGAN-style directions ('floral_add', 'stripes_remove', ...) of a StyleEditor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FixedTags", "TagUnet"]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3 convolutions with group norm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(math.gcd(8, cout), cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.GroupNorm(math.gcd(8, cout), cout), nn.ReLU(inplace=True),
+    )
+
+
+def _planes(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The (N, c_dim) label as constant planes of `like`'s height and width."""
+    return c[:, :, None, None].to(like.dtype).expand(-1, -1, like.shape[2], like.shape[3])
+
+
+class TagUnet(nn.Module):
+    """Image and target label in, edited image out; inputs divisible by 2**levels pixels."""
+
+    def __init__(self, c_dim: int, ngf: int = 32, levels: int = 4):
+        super().__init__()
+        self.c_dim, self.ngf, self.levels = c_dim, ngf, levels
+        widths = [ngf * min(2**n, 8) for n in range(levels + 1)]
+        self.down = nn.ModuleList([_block(3 + c_dim, widths[0])] + [
+            _block(widths[n], widths[n + 1]) for n in range(levels - 1)])
+        self.middle = _block(widths[levels - 1] + c_dim, widths[levels])
+        self.up = nn.ModuleList([_block(widths[n + 1] + widths[n], widths[n]) for n in reversed(range(levels))])
+        self.out = nn.Conv2d(widths[0], 3, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def config(self) -> dict[str, int]:
+        return {"c_dim": self.c_dim, "ngf": self.ngf, "levels": self.levels}
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        skips, h = [], torch.cat([x, _planes(c, x)], 1)
+        for n, block in enumerate(self.down):
+            h = block(h if n == 0 else F.avg_pool2d(h, 2))
+            skips.append(h)
+        h = F.avg_pool2d(h, 2)
+        h = self.middle(torch.cat([h, _planes(c, h)], 1))
+        for block, skip in zip(self.up, reversed(skips), strict=True):
+            h = block(torch.cat([F.interpolate(h, scale_factor=2, mode="nearest"), skip], 1))
+        return (x + self.out(h).float()).clamp(-1, 1)
+
+
+class FixedTags(nn.Module):
+    """A TagUnet with its target label fixed: `forward(x)` edits towards `label`."""
+
+    def __init__(self, net: TagUnet, label: list[float]):
+        super().__init__()
+        self.net = net
+        self.register_buffer("label", torch.tensor([label], dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.label.expand(len(x), -1))
