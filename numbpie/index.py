@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import faiss
@@ -20,6 +21,7 @@ DEFAULT_FACTORY = "IDMap2,Flat"
 SEARCH_DEFAULTS = {"HNSW": "efSearch=64", "IVF": "nprobe=16", "Refine": "k_factor_rf=8"}
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
+_DIRECT_MAP_LOCK = threading.Lock()
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -145,6 +147,24 @@ class Index:
                 f"No index in {folder}. Build it with: python -m numbpie index SOURCE --catalog {folder}"
             )
         return json.loads(path.read_text())
+
+    def vectors(self, ids) -> np.ndarray:
+        """The vectors held for catalog `ids`, float32 (N, dim); approximate for compressed factories.
+
+        An id the index does not hold is a KeyError.
+        """
+        ivf = faiss.try_extract_index_ivf(self._index.index)
+        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            with _DIRECT_MAP_LOCK:  # IVF finds a vector by id only through this map, built once
+                if ivf.direct_map.type == faiss.DirectMap.NoMap:
+                    ivf.make_direct_map()
+        rows = []
+        for i in ids:
+            try:
+                rows.append(self._index.reconstruct(int(i)))
+            except RuntimeError:
+                raise KeyError(f"Product id {int(i)} is not in the index.") from None
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dim)
 
     def keep_only(self, ids) -> int:
         """Drop vectors whose id is not in `ids`; returns how many were dropped."""

@@ -122,3 +122,17 @@ def test_too_few_vectors_to_train_keeps_exact_search():
     message = index.finish()
     assert "too few to train IVF64,Flat" in message and index.staged
     assert index.search(np.eye(32, dtype=np.float32)[:1], k=3)[1].shape == (1, 3)
+
+
+@pytest.mark.parametrize("factory", ["IDMap2,Flat", "HNSW8,Flat", "IVF8,Flat"])
+def test_vectors_gives_each_ids_stored_unit_vector(tmp_path, data, factory):
+    xb, ids, _ = data
+    index = Index(32, EMBEDDER, factory)
+    index.add(xb, ids)
+    assert index.finish() is None
+    index.save(tmp_path)
+    loaded = Index.load(tmp_path)
+    picked = ids[[3, 0, 499]]
+    np.testing.assert_allclose(loaded.vectors(picked), normalize(xb[[3, 0, 499]]), atol=1e-6)
+    with pytest.raises(KeyError, match="not in the index"):
+        loaded.vectors([10_001])
