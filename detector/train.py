@@ -1,56 +1,50 @@
-"""Train the SSD on synthetic street photos: `python -m detector.train --data DIR --out RUN`."""
+"""Train the SSD on synthetic street photos: `python -m detector.train --data DIR --out RUN`.
+
+Runs on the shared loop (numbpie.training.loop): a run folder resumes by itself, checkpoints
+hold the Keras and Adam variables as numpy arrays, and validation (mAP@0.5 on the dataset's
+val split) keeps the best frozen graph in RUN/best/detector.pb. Training stays fp32: the
+exported frozen graph is what the app and numbpie's original-SSD loader run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from detector._tf import tf
 from detector.dataset import batches, load_coco, resolve_annotations
 from detector.export import export_graph
 from detector.loss import ssd_loss
 from detector.model import SSDConfig, build_ssd
+from numbpie.errors import TrainingError
+from numbpie.training import loop
 
-__all__ = ["Adam", "build_parser", "main", "train"]
+__all__ = ["Adam", "DetectorTask", "build_parser", "main", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line options; every one is saved to RUN/options.json."""
-    parser = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__)
-    parser.add_argument(
-        "--data",
-        required=True,
-        help="folder with street.json (COCO boxes) and its images, or the JSON itself",
-    )
-    parser.add_argument(
-        "--split", default="train", help="images whose 'split' field is this (all if none has one)"
-    )
-    parser.add_argument(
-        "--out", default="runs/detector", help="run folder: checkpoints, options, export"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=3000, help="optimizer steps in total (resume counts on)"
-    )
+    """Command-line options; the run folder records them in checkpoint.json."""
+    parser = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True,
+                        help="folder with street.json (COCO boxes) and its images, or the JSON itself")
+    parser.add_argument("--split", default="train", help="images whose 'split' field is this (all if none has one)")
+    parser.add_argument("--val-split", default="val", help="images to validate on ('' : the training images)")
+    parser.add_argument("--out", default="runs/detector", help="run folder: checkpoints, history, best/")
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps in total (a resumed run counts on)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per step")
-    parser.add_argument(
-        "--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 0)"
-    )
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 0)")
     parser.add_argument("--input-size", type=int, default=256, help="network input side in pixels")
     parser.add_argument("--width", type=float, default=1.0, help="backbone width multiplier")
-    parser.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")
+    parser.add_argument("--checkpoint-every", "--save-every", type=int, default=250, help="steps between checkpoints")
+    parser.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: at the end)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and augmentation")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the latest checkpoint in --out"
-    )
-    parser.add_argument(
-        "--export",
-        default="detector.pb",
-        help="frozen graph written in --out at the end ('' to skip)",
-    )
+    parser.add_argument("--resume", action="store_true", help="ignored: a run folder always resumes")
+    parser.add_argument("--export", default="detector.pb",
+                        help="frozen graph of the final weights written in --out ('' to skip)")
     return parser
 
 
@@ -100,54 +94,70 @@ def _train_step(model, optimizer: Adam):
     return step
 
 
-def _prepare_run(args, config: SSDConfig) -> Path:
-    """Create the run folder, refuse to overwrite a run by accident, save the options."""
-    out = Path(args.out)
-    has_checkpoint = tf.train.latest_checkpoint(str(out / "ckpt")) is not None
-    if has_checkpoint and not args.resume:
-        raise SystemExit(
-            f"{out} already has checkpoints; pass --resume to continue or pick another --out."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "options.json").write_text(json.dumps(vars(args), indent=2))
-    (out / "config.json").write_text(config.to_json())
-    return out
+def _variables(model, optimizer) -> list[tf.Variable]:
+    """Every variable a checkpoint holds, in a fixed order for a fixed configuration."""
+    return [*model.variables, *optimizer.first, *optimizer.second, optimizer.step]
+
+
+class DetectorTask:
+    """The SSD's model, data and loss for `loop.train`."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args, self.batch_size = args, args.batch_size
+        self.config = SSDConfig(input_size=args.input_size, width=args.width)
+        self.fixed = {"input_size": args.input_size, "width": args.width}
+        self.samples = load_coco(resolve_annotations(args.data), self.config.class_names, args.split)
+        self.priors = self.config.priors()
+        self.model = build_ssd(self.config, seed=args.seed)
+        self.optimizer = Adam(self.model.trainable_variables, args.lr, args.steps, min(200, args.steps // 10))
+        self._step = _train_step(self.model, self.optimizer)
+        self.losses: list[float] = []  # total loss of every step this process ran
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"v{n:04d}": v.numpy() for n, v in enumerate(_variables(self.model, self.optimizer))}
+
+    def extra(self) -> dict:
+        return {"config": json.loads(self.config.to_json())}
+
+    def load_state(self, tensors, extra) -> None:
+        for n, variable in enumerate(_variables(self.model, self.optimizer)):
+            variable.assign(tensors[f"v{n:04d}"])
+
+    def init_from(self, source: str) -> None:
+        raise TrainingError("The detector trains from scratch or resumes its run folder: a frozen graph "
+                            "cannot seed training. Drop --init.")
+
+    def train_step(self, step: int) -> dict[str, float]:
+        rng = np.random.default_rng([self.args.seed, step])  # the data is a function of the step
+        data = next(batches(self.samples, self.priors, self.config.input_size, self.batch_size, rng))
+        total, cls_loss, loc_loss = (float(v) for v in self._step(*data))
+        self.losses.append(total)
+        return {"loss": total, "cls": cls_loss, "box": loc_loss}
+
+    def evaluate(self) -> dict[str, float]:
+        """mAP@0.5 and mean IoU of the frozen graph on the validation images."""
+        import detector
+        from detector.evaluate import evaluate
+
+        with tempfile.TemporaryDirectory() as folder:
+            graph = export_graph(self.model, self.config, Path(folder) / "detector.pb")
+            figures = evaluate(detector.load(graph), self.args.data, split=self.args.val_split or self.args.split)
+        return {"map50": figures["map50"], "mean_iou": figures["mean_iou"], "score": figures["map50"]}
+
+    def export(self, folder: Path) -> None:
+        export_graph(self.model, self.config, folder / "detector.pb")
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Run training as `args` says; returns the first and last logged losses and the export path."""
-    config = SSDConfig(input_size=args.input_size, width=args.width)
-    saved = Path(args.out) / "config.json"
-    if args.resume and saved.is_file():  # the network must match its checkpoint
-        config = SSDConfig.from_json(saved.read_text())
-    out = _prepare_run(args, config)
-    samples = load_coco(resolve_annotations(args.data), config.class_names, args.split)
-    model = build_ssd(config, seed=args.seed)
-    optimizer = Adam(model.trainable_variables, args.lr, args.steps, min(200, args.steps // 10))
-    step_count = optimizer.step
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(out / "ckpt"), max_to_keep=2)
-    if args.resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint)
-    rng = np.random.default_rng(args.seed + int(step_count.numpy()))
-    data = batches(samples, config.priors(), config.input_size, args.batch_size, rng)
-    step = _train_step(model, optimizer)
-    history = []
-    bar = tqdm(range(int(step_count.numpy()), args.steps), desc="detector", unit="step")
-    for _ in bar:
-        total, cls_loss, loc_loss = (float(v) for v in step(*next(data)))
-        history.append(total)
-        bar.set_postfix(loss=f"{total:.3f}", cls=f"{cls_loss:.3f}", box=f"{loc_loss:.3f}")
-        if int(step_count.numpy()) % args.save_every == 0:
-            manager.save(checkpoint_number=step_count)
-    manager.save(checkpoint_number=step_count)
-    exported = export_graph(model, config, out / args.export) if args.export else None
-    return {
-        "first_loss": history[0] if history else None,
-        "last_loss": history[-1] if history else None,
-        "steps": int(step_count.numpy()),
-        "export": str(exported) if exported else None,
-    }
+    """Run (or resume) training as `args` says; returns the losses, the step and the export path."""
+    task = DetectorTask(args)
+    options = loop.LoopOptions(out=args.out, steps=args.steps, checkpoint_every=args.checkpoint_every,
+                               eval_every=args.eval_every, seed=args.seed, precision="fp32")
+    reached = loop.train(task, options)
+    exported = export_graph(task.model, task.config, Path(args.out) / args.export) if args.export else None
+    return {"first_loss": task.losses[0] if task.losses else None,
+            "last_loss": task.losses[-1] if task.losses else None,
+            "steps": reached, "export": str(exported) if exported else None}
 
 
 def main(argv: list[str] | None = None) -> None:

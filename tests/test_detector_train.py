@@ -13,6 +13,7 @@ from detector.evaluate import evaluate
 from detector.graph import read_graph_def
 from detector.model import SSDConfig
 from detector.train import build_parser, train
+from numbpie.errors import TrainingError
 
 
 def weights_in(path):
@@ -109,40 +110,24 @@ def test_targets_mark_priors_of_each_box(tiny_street):
 
 def test_two_steps_checkpoint_resume_and_export(tiny_street, tmp_path):
     out = tmp_path / "run"
-    common = [
-        "--data",
-        str(tiny_street),
-        "--out",
-        str(out),
-        "--batch-size",
-        "3",
-        "--input-size",
-        "128",
-        "--width",
-        "0.25",
-        "--save-every",
-        "1",
-    ]
+    common = ["--data", str(tiny_street), "--out", str(out), "--batch-size", "3", "--input-size", "128",
+              "--width", "0.25", "--checkpoint-every", "1", "--val-split", ""]
     result = train(build_parser().parse_args([*common, "--steps", "2"]))
     assert result["steps"] == 2 and np.isfinite(result["last_loss"])
-    options = json.loads((out / "options.json").read_text())
-    assert options["steps"] == 2 and options["batch_size"] == 3
-    with pytest.raises(SystemExit, match="--resume"):
-        train(build_parser().parse_args([*common, "--steps", "3"]))
-    # resuming at the end restores the very same weights: the same frozen graph comes out
-    train(build_parser().parse_args([*common, "--steps", "2", "--resume", "--export", "same.pb"]))
+    saved = json.loads((out / "checkpoint.json").read_text())
+    assert saved["step"] == 2 and saved["fixed"] == {"input_size": 128, "width": 0.25}
+    assert (out / "best" / "detector.pb").is_file()  # validated at the end of the run
+    # a rerun resumes by itself; at its end it restores the very same weights
+    again = train(build_parser().parse_args([*common, "--steps", "2", "--export", "same.pb"]))
+    assert again["first_loss"] is None  # nothing left to train
     assert weights_in(out / "same.pb") == weights_in(out / "detector.pb")
-    resumed = train(
-        build_parser().parse_args([*common, "--steps", "3", "--resume", "--export", "again.pb"])
-    )
-    assert resumed["steps"] == 3
+    resumed = train(build_parser().parse_args([*common, "--steps", "3", "--export", "again.pb"]))
+    assert resumed["steps"] == 3 and np.isfinite(resumed["first_loss"])
     assert weights_in(out / "again.pb") != weights_in(out / "detector.pb")
-    found = detector.load(out / "again.pb").detect(
-        Image.open(tiny_street / "0.png").convert("RGB"), 0.0
-    )
-    # two steps from a background-biased start rarely clear the export's 0.05 floor
-    assert isinstance(found, list) and all(d.label in ("top", "dress") for d in found)
+    with pytest.raises(TrainingError, match="width=0.25"):
+        train(build_parser().parse_args([*common, "--steps", "4", "--width", "0.5"]))
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in history] == [2, 3]  # the run with nothing left to train adds none
+    assert all(0.0 <= row["map50"] <= 1.0 and row["score"] == row["map50"] for row in history)
     scores = evaluate(detector.load(out / "again.pb"), tiny_street, split=None)
-    assert (
-        scores["images"] == 6 and 0.0 <= scores["map50"] <= 1.0 and 0.0 <= scores["mean_iou"] <= 1.0
-    )
+    assert scores["images"] == 6 and 0.0 <= scores["map50"] <= 1.0 and 0.0 <= scores["mean_iou"] <= 1.0

@@ -109,7 +109,7 @@ def _write_json(path: Path, value) -> None:
 def _save(folder: Path, task: Task, step: int, options: LoopOptions) -> None:
     """Tensors first, then the JSON that names the step: a kill in between keeps the old step."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in task.state().items()}, folder / "checkpoint.part")
+    save_file({k: np.asarray(v, order="C") for k, v in task.state().items()}, folder / "checkpoint.part")
     os.replace(folder / "checkpoint.part", folder / "checkpoint.safetensors")
     _write_json(folder / "checkpoint.json", {
         "step": step, "fixed": task.fixed, "options": asdict(options), "extra": task.extra(),
