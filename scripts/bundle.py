@@ -7,6 +7,11 @@
 The entry gets the file's sha256 and size; `--set key=value` and `--json key=FILE` add fields
 (a value that parses as JSON is stored parsed). An existing entry of the same key is replaced,
 and an earlier bundled file it named is removed, so weights/ holds only what the manifest lists.
+
+`--run FOLDER` (a numbpie.training.loop run folder) records the campaign: the steps and images
+the run reached, its best validation row and every validation row of its history. The rows
+are appended to the `campaign` list the previous entry kept, so the manifest holds the curve
+of a training campaign over every session that continued it.
 """
 
 from __future__ import annotations
@@ -28,12 +33,27 @@ def _value(text: str):
         return text
 
 
-def bundle(key: str, source: Path, name: str, fields: dict, weights: Path | None = None) -> dict:
+def run_record(folder: Path, earlier: list[dict]) -> dict:
+    """A run folder's progress, best row and validation history, after the `earlier` campaign rows."""
+    folder = Path(folder)
+    checkpoint = json.loads((folder / "checkpoint.json").read_text())
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines() if line]
+    seen = {(row.get("run"), row["step"]) for row in earlier}
+    rows = [{"run": str(folder), **row} for row in history if (str(folder), row["step"]) not in seen]
+    return {"steps": checkpoint["step"], "options": checkpoint["options"],
+            "best": json.loads((folder / "best.json").read_text()), "campaign": [*earlier, *rows]}
+
+
+def bundle(key: str, source: Path, name: str, fields: dict, weights: Path | None = None,
+           run: Path | None = None) -> dict:
     """Copy `source` to weights/`name` and write the manifest entry `key`; returns the entry."""
     weights = weights or WEIGHTS
     manifest_path = weights / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    old = manifest["assets"].get(key, {}).get("file")
+    previous = manifest["assets"].get(key, {})
+    old = previous.get("file")
+    if run is not None:
+        fields = {**fields, "run": run_record(run, previous.get("run", {}).get("campaign", []))}
     target = weights / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
@@ -54,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--as", dest="name", required=True, help="file name under weights/")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a field of the entry")
     p.add_argument("--json", action="append", default=[], metavar="KEY=FILE", help="a field read from a JSON file")
+    p.add_argument("--run", type=Path, default=None, help="the training run folder: its history joins the campaign")
     args = p.parse_args(argv)
     fields = {}
     for item in args.set:
@@ -62,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.json:
         key, _, path = item.partition("=")
         fields[key] = json.loads(Path(path).read_text())
-    entry = bundle(args.key, args.source, args.name, fields)
+    entry = bundle(args.key, args.source, args.name, fields, run=args.run)
     print(f"{args.key}: weights/{entry['file']} ({entry['size'] / 1e6:.1f} MB, sha256 {entry['sha256'][:12]}...)")
     return 0
 

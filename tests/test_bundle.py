@@ -45,3 +45,29 @@ def test_cli_parses_json_values(tmp_path, monkeypatch, capsys):
     entry = json.loads((weights / "manifest.json").read_text())["assets"]["gan/pix2pix"]
     assert (entry["image_size"], entry["role"], entry["training"]) == (64, "pix2pix", {"steps": 3})
     assert "gan/pix2pix: weights/p.safetensors" in capsys.readouterr().out
+
+
+def _run_folder(folder, steps, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "checkpoint.json").write_text(json.dumps({"step": steps, "options": {"lr": 0.1}}))
+    (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "best.json").write_text(json.dumps(max(rows, key=lambda r: r["score"])))
+
+
+def test_a_run_folder_extends_the_campaign_history(tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "manifest.json").write_text(json.dumps({"format": 1, "assets": {}}))
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"x")
+    first = tmp_path / "runs" / "a"
+    _run_folder(first, 500, [{"step": 250, "score": 0.5}, {"step": 500, "score": 0.6}])
+    entry = bundle_script.bundle("embedder/bundled", model, "e.bin", {}, weights, run=first)
+    assert entry["run"]["steps"] == 500 and entry["run"]["best"]["score"] == 0.6
+    assert [row["step"] for row in entry["run"]["campaign"]] == [250, 500]
+    # the next session resumed the same folder: only its new rows are added
+    _run_folder(first, 750, [{"step": 250, "score": 0.5}, {"step": 500, "score": 0.6}, {"step": 750, "score": 0.7}])
+    entry = bundle_script.bundle("embedder/bundled", model, "e.bin", {}, weights, run=first)
+    assert [row["step"] for row in entry["run"]["campaign"]] == [250, 500, 750]
+    assert entry["run"]["campaign"][-1] == {"run": str(first), "step": 750, "score": 0.7}
+    assert json.loads((weights / "manifest.json").read_text())["assets"]["embedder/bundled"] == entry
