@@ -38,8 +38,9 @@ def run_record(folder: Path, earlier: list[dict]) -> dict:
     folder = Path(folder)
     checkpoint = json.loads((folder / "checkpoint.json").read_text())
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines() if line]
-    seen = {(row.get("run"), row["step"]) for row in earlier}
-    rows = [{"run": str(folder), **row} for row in history if (str(folder), row["step"]) not in seen]
+    # A row is new unless this folder already gave it (a wiped folder restarts its steps, not its times).
+    seen = {(row.get("run"), row["step"], row.get("time")) for row in earlier}
+    rows = [{"run": str(folder), **row} for row in history if (str(folder), row["step"], row.get("time")) not in seen]
     return {"steps": checkpoint["step"], "options": checkpoint["options"],
             "best": json.loads((folder / "best.json").read_text()), "campaign": [*earlier, *rows]}
 
