@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import detector
 from detector.anchors import iou
 from detector.dataset import load_coco, resolve_annotations
 from numbpie.errors import DatasetError
@@ -116,7 +117,7 @@ def evaluate(
 def main(argv: list[str] | None = None) -> dict:
     """CLI: `python -m detector.evaluate --detector NAME_OR_PATH --data DIR [--json]`."""
     parser = argparse.ArgumentParser(prog="python -m detector.evaluate", description=main.__doc__)
-    parser.add_argument("--detector", default="ssd-synth", help="registered name or path to a .pb")
+    parser.add_argument("--detector", default="bundled", help="registered name or path to a .pb")
     parser.add_argument(
         "--data", required=True, help="folder with street.json and its images, or the JSON"
     )
@@ -124,8 +125,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, help="evaluate only the first N photos")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    import detector
-
     scores = evaluate(detector.load(args.detector), args.data, args.split, args.limit)
     if args.json:
         print(json.dumps(scores))

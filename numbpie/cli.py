@@ -8,19 +8,30 @@ import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+import detector
+import gan
+from detector.evaluate import evaluate as evaluate_detector
 from numbpie import catalog as catalogs
+from numbpie import embedder as embedders
 from numbpie import images
+from numbpie import tagger as taggers
+from numbpie.app import assemble
 from numbpie.app.indexer import index_catalog, open_catalog, require_catalog
 from numbpie.errors import CatalogError, OptionError, UserError, WeightsError
+from numbpie.evaluation import edits
+from numbpie.evaluation.inshop import evaluate_inshop
+from numbpie.evaluation.retrieval import CROPS, evaluate_retrieval
+from numbpie.evaluation.tagger import evaluate_tagger
 from numbpie.index import DEFAULT_FACTORY, Index
+from numbpie.synth import cli as synth_cli
 
 __all__ = ["main"]
 
 
 def _progress_bar(desc: str):
     """A `progress(done, total)` callback drawing a tqdm bar on stderr."""
-    from tqdm import tqdm
-
     bar = None
 
     def update(done: int, total: int) -> None:
@@ -35,8 +46,6 @@ def _progress_bar(desc: str):
 
 
 def cmd_index(args) -> int:
-    from numbpie import embedder as embedders  # torch: loaded only by the commands that embed
-
     folder = Path(args.catalog)
     name = args.embedder
     if name is None and not args.rebuild and (folder / "index.json").exists():
@@ -74,14 +83,12 @@ def _tags(text: str | None) -> dict:
 
 
 def cmd_search(args) -> int:
-    from numbpie.app.assemble import open_pipeline  # torch and the GANs: only for search
-
     tags = _tags(args.tags)
     try:
         query = images.load(Path(args.image))
     except images.ImageError as error:
         raise images.ImageError(f"{args.image}: {error}") from None
-    pipeline = open_pipeline(args.catalog, embedder=args.embedder)
+    pipeline = assemble.open_pipeline(args.catalog, embedder=args.embedder)
     result = pipeline.search(query, k=args.k, tags=tags, model_view=args.model_view, detect=not args.no_detect,
                              threshold=args.threshold, category=args.category, min_score=args.min_score)
     rows = [{"id": m.product.id, "title": m.product.title, "score": round(m.score, 4),
@@ -115,13 +122,13 @@ def cmd_info(args) -> int:
 
 
 def cmd_train_embedder(args) -> int:
-    from numbpie import train_embedder
+    from numbpie.training import embedder as train_embedder
 
     return train_embedder.main(args)
 
 
 def cmd_train_tagger(args) -> int:
-    from numbpie import train_tagger
+    from numbpie.training import tagger as train_tagger
 
     return train_tagger.main(args)
 
@@ -145,72 +152,48 @@ def cmd_eval(args) -> int:
 
 
 def _eval_detector(args) -> dict:
-    import detector
-    from detector.evaluate import evaluate
-
-    return evaluate(detector.load(args.detector), args.data, split=args.split)
+    return evaluate_detector(detector.load(args.detector), args.data, split=args.split)
 
 
 def _eval_retrieval(args) -> dict:
-    from numbpie import embedder as embedders
-    from numbpie import evaluate
-
-    found = None
-    if args.crop == "detector":
-        import detector
-
-        found = detector.load(args.detector)
+    found = detector.load(args.detector) if args.crop == "detector" else None
     model = embedders.load(args.embedder, precision=args.precision)
-    metrics = evaluate.evaluate_retrieval(args.data, model, crop=args.crop, split=args.split, detector=found)
+    metrics = evaluate_retrieval(args.data, model, crop=args.crop, split=args.split, detector=found)
     return {**metrics, "embedder": model.name, "precision": model.precision}
 
 
 def _eval_tagger(args) -> dict:
-    from numbpie import tagger, train_tagger
-
-    return train_tagger.evaluate(args.data, tagger.load(args.tagger), args.split)
+    return evaluate_tagger(args.data, taggers.load(args.tagger), args.split)
 
 
 def _eval_inshop(args) -> dict:
-    from numbpie import embedder as embedders
-    from numbpie import evaluate
-
     model = embedders.load(args.embedder)
-    metrics = evaluate.evaluate_inshop(args.root, model, progress=_progress_bar("embed"))
+    metrics = evaluate_inshop(args.root, model, progress=_progress_bar("embed"))
     return {**metrics, "embedder": model.name}
 
 
 def _load_editor(name: str, args):
-    from numbpie import edit_eval
-
     if name == "identity":
-        return edit_eval.Unchanged()
+        return edits.Unchanged()
     if name == "truth":
-        return edit_eval.TrueRender(args.data, args.split)
+        return edits.TrueRender(args.data, args.split)
     if name == "fashion_gan" or Path(name).is_dir():  # a folder laid out like fashion_gan's models/
-        import gan
-
         return gan.load_fashion_gan(None if name == "fashion_gan" else name)
-    from numbpie.app import assemble
-
     editor = assemble.bundled_editor()
     if editor is None:
         raise WeightsError("No bundled GAN editors are registered in weights/manifest.json; train them "
-                                "with python -m gan.train, or pass --editor fashion_gan or --editor identity.")
+                           "with python -m gan.train, or pass --editor fashion_gan or --editor identity.")
     return editor
 
 
 def _eval_edits(args) -> dict:
-    from numbpie import edit_eval, tagger
-    from numbpie import embedder as embedders
-
     editor = _load_editor(args.editor, args)
     if args.sheet:
-        edit_eval.edit_sheet(args.data, editor, args.split).save(args.sheet, optimize=True)
+        edits.edit_sheet(args.data, editor, args.split).save(args.sheet, optimize=True)
         print(f"contact sheet: {args.sheet}", file=sys.stderr)
-    search = None if args.no_search else edit_eval.gallery_search(args.data, embedders.load(args.embedder), args.split)
-    metrics = edit_eval.evaluate_edits(args.data, editor, tagger.load(args.tagger), args.split,
-                                       args.per_value, search, progress=_progress_bar("edit"))
+    search = None if args.no_search else edits.gallery_search(args.data, embedders.load(args.embedder), args.split)
+    metrics = edits.evaluate_edits(args.data, editor, taggers.load(args.tagger), args.split,
+                                   args.per_value, search, progress=_progress_bar("edit"))
     if not args.json:  # the per-value breakdown as one line each
         for key, row in metrics.pop("per_value").items():
             print(f"{key:>24}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
@@ -251,13 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", required=True, help="catalog folder")
     p.set_defaults(run=cmd_info)
 
-    from numbpie.train_embedder import add_arguments as train_embedder_arguments
+    from numbpie.training.embedder import add_arguments as train_embedder_arguments
 
     p = commands.add_parser("train-embedder", help="train the retrieval embedder on a synth dataset")
     train_embedder_arguments(p)
     p.set_defaults(run=cmd_train_embedder)
 
-    from numbpie.train_tagger import add_arguments as train_tagger_arguments
+    from numbpie.training.tagger import add_arguments as train_tagger_arguments
 
     p = commands.add_parser("train-tagger", help="train the attribute tagger on a synth dataset")
     train_tagger_arguments(p)
@@ -278,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-value", type=int, default=8, help="edits: products edited per attribute value")
     p.add_argument("--no-search", action="store_true", help="edits: skip the edit-then-search figure")
     p.add_argument("--embedder", default=None, help="embedder name or path (default: bundled if present)")
-    p.add_argument("--crop", choices=["gt", "detector", "none"], default="gt",
+    p.add_argument("--crop", choices=CROPS, default="gt",
                    help="how street queries are cropped: ground-truth box, detector, or whole photo")
     p.add_argument("--detector", default="bundled", help="detector name or path (eval detector, --crop detector)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -287,14 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)
 
-    try:
-        from numbpie.synth import cli as synth_cli
-    except ImportError:  # the synthetic world is optional for the other commands
-        synth_cli = None
-    if synth_cli is not None:
-        p = commands.add_parser("synth", help="write a synthetic fashion dataset")
-        synth_cli.add_arguments(p)
-        p.set_defaults(run=synth_cli.main)
+    p = commands.add_parser("synth", help="write a synthetic fashion dataset")
+    synth_cli.add_arguments(p)
+    p.set_defaults(run=synth_cli.main)
     return parser
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torchvision.models import inception_v3
 
 from numbpie import weights
@@ -60,8 +62,6 @@ def file_settings(path: Path) -> dict:
     """Preprocessing stored in a safetensors file's metadata by train-embedder: input_size, mean, std."""
     if path.suffix != ".safetensors":
         return {}
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     return {key: json.loads(metadata[key]) for key in ("input_size", "mean", "std") if key in metadata}
@@ -69,8 +69,6 @@ def file_settings(path: Path) -> dict:
 
 def _read_state_dict(path: Path) -> dict:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         state = load_file(path)
     else:
         try:

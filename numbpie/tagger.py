@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 from torch import nn
 
 from numbpie import weights
 from numbpie.attributes import ATTRIBUTES, applies_to
-from numbpie.embedder import to_batch
+from numbpie.embedder import file_settings, to_batch
 
 __all__ = ["INPUT_SIZE", "Tagger", "TaggerNet", "accuracy", "label_targets", "load"]
 
@@ -88,8 +89,6 @@ class Tagger:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     if path.suffix != ".safetensors":
         raise weights.WeightsError(f"{path}: tagger weights must be a .safetensors file.")
     return {k: v.float() for k, v in load_file(path).items()}
@@ -104,8 +103,6 @@ def load(name_or_path: str | Path = "bundled") -> Tagger:
         model.load_state_dict(state)
     except (KeyError, RuntimeError) as error:
         raise weights.WeightsError(f"{path} is not a tagger state_dict ({str(error).splitlines()[0]}).") from None
-    from numbpie.embedder import file_settings
-
     size = entry.get("input_size") or file_settings(path).get("input_size", INPUT_SIZE)
     return Tagger(model, str(name_or_path) if entry else path.name, size)
 

@@ -1,4 +1,4 @@
-"""Pictures for people: boxes drawn on photos and contact sheets of image grids."""
+"""Pictures for people: boxes drawn on photos, detection labels, the style controls' starting choice."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-__all__ = ["contact_sheet", "detection_labels", "draw_boxes", "tag_index"]
+__all__ = ["detection_labels", "draw_boxes", "tag_index"]
 
 BOX_COLOURS = ((230, 57, 70), (29, 120, 230), (42, 157, 90), (244, 162, 97))
 
@@ -25,20 +25,6 @@ def draw_boxes(image: Image.Image, boxes: Sequence, labels: Sequence[str] = (), 
             draw.rectangle(text_box, fill=colour)
             draw.text((x0 + width, y0 + width), labels[n], fill=(255, 255, 255))
     return out
-
-
-def contact_sheet(images: Sequence[Image.Image], columns: int, cell: int = 128, pad: int = 4,
-                  background=(245, 245, 245)) -> Image.Image:
-    """Images resized into `cell`-pixel squares (aspect kept) on a grid, row by row."""
-    rows = max(1, -(-len(images) // columns))
-    sheet = Image.new("RGB", (columns * (cell + pad) + pad, rows * (cell + pad) + pad), background)
-    for n, image in enumerate(images):
-        thumb = image.convert("RGB").copy()
-        thumb.thumbnail((cell, cell), Image.LANCZOS)
-        x = pad + (n % columns) * (cell + pad) + (cell - thumb.width) // 2
-        y = pad + (n // columns) * (cell + pad) + (cell - thumb.height) // 2
-        sheet.paste(thumb, (x, y))
-    return sheet
 
 
 def detection_labels(detections: Sequence) -> list[str]:

@@ -8,7 +8,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from numbpie.app.indexer import index_catalog
 from numbpie.index import Index
+from numbpie.synth import write_dataset
 
 __all__ = ["default_folder", "default_products", "ensure_demo", "examples"]
 
@@ -46,9 +48,6 @@ def ensure_demo(
 
     `progress(stage, done, total)` reports rendering then embedding.
     """
-    from numbpie.app.indexer import index_catalog
-    from numbpie.synth import write_dataset
-
     folder = Path(folder or default_folder())
     products = products or default_products()
     if _is_ready(folder, embedder):

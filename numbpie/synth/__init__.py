@@ -1,7 +1,7 @@
 """The synthetic fashion world: garments with exact attributes in product, model and street views."""
 
 from numbpie.synth.dataset import TRAIN_SEEDS, product_seed, split_ids, write_dataset
-from numbpie.synth.model import model_regions, render_model
+from numbpie.synth.model_shot import model_regions, render_model
 from numbpie.synth.product import garment_mask, product_regions, render_product
 from numbpie.synth.spec import GarmentSpec, random_spec, title
 from numbpie.synth.street import render_street, street_scene

@@ -9,12 +9,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from numbpie.attributes import ATTRIBUTES
-from numbpie.synth.model import render_model
+from numbpie.synth.model_shot import render_model
 from numbpie.synth.product import render_product
 from numbpie.synth.spec import random_spec
 from numbpie.synth.street import render_street
 
-__all__ = ["contact_sheet", "edit_sheet", "main", "street_sheet"]
+__all__ = ["contact_sheet", "main", "paired_edit_sheet", "street_sheet"]
 
 _BOX_COLORS = ((255, 40, 40), (40, 220, 255))
 
@@ -67,7 +67,7 @@ def street_sheet(seed: int = 0) -> Image.Image:
     return _grid(images, 4, (320, 240))
 
 
-def edit_sheet(
+def paired_edit_sheet(
     garments: tuple[tuple[int, str], ...] = ((1, "dress"), (2, "top"), (3, "dress"), (8, "top")),
 ) -> Image.Image:
     """Per (seed, category): the garment, then each value of every shape and pattern attribute in turn."""
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     contact_sheet().save(out / "synth_contact_sheet.png", optimize=True)
     street_sheet().save(out / "synth_street_boxes.png", optimize=True)
-    edit_sheet().save(out / "synth_paired_edits.png", optimize=True)
+    paired_edit_sheet().save(out / "synth_paired_edits.png", optimize=True)
     return 0
 
 

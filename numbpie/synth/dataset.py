@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import bisect
 import json
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from numbpie.catalog import Catalog
 from numbpie.errors import DatasetError, OptionError
-from numbpie.synth.model import render_model
+from numbpie.synth.model_shot import render_model
 from numbpie.synth.product import render_product
 from numbpie.synth.spec import random_spec, title
 from numbpie.synth.street import render_street
@@ -114,8 +117,6 @@ def _coco(rendered: dict[int, list], specs: dict, split_of: dict, size: tuple[in
 
 
 def _catalog(out: Path, specs: dict, seeds: dict, splits: dict) -> None:
-    from numbpie.catalog import Catalog
-
     path = out / "catalog.sqlite"
     path.unlink(missing_ok=True)  # a fresh file, so the same arguments give the same bytes
     split_of = {pid: name for name, ids in splits.items() for pid in ids}
@@ -152,8 +153,6 @@ def write_dataset(
     product. The files depend only on (products, street_per_product, seed), never on `workers`.
     `workers` > 1 renders in spawned processes: call it from a script's `__main__` guard only.
     """
-    from tqdm import tqdm
-
     if products < 1 or street_per_product < 0:
         raise OptionError("Ask for at least one product and zero or more street photos per product.")
     out = Path(out)
@@ -195,7 +194,5 @@ def _map(function, jobs: list, workers: int):
     if workers <= 1:
         yield from map(function, jobs)
         return
-    import multiprocessing
-
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         yield from pool.imap(function, jobs, chunksize=4)

@@ -8,9 +8,9 @@ import json
 import pytest
 from safetensors.torch import save_file
 
-from numbpie import edit_eval
 from numbpie.attributes import ATTRIBUTES, applies_to
 from numbpie.cli import main
+from numbpie.evaluation import edits
 from numbpie.synth import render_product, write_dataset
 from numbpie.tagger import TaggerNet
 
@@ -43,6 +43,9 @@ class Oracle:
     def __init__(self, tagger: SpecTagger, spec_of):
         self.tagger, self.spec_of = tagger, spec_of
 
+    def can_edit(self, tags, current):
+        return True
+
     def edit(self, image, tags, model_view=False, current=None):
         from gan import Edit
 
@@ -51,31 +54,31 @@ class Oracle:
 
 
 def test_cases_only_ask_for_a_value_the_product_lacks(world):
-    cases = edit_eval.edit_cases(world, "test", per_value=2)
+    cases = edits.edit_cases(world, "test", per_value=2)
     assert cases
     for case in cases:
         assert getattr(case.spec, case.attribute) != case.value
         assert applies_to(case.attribute, case.spec.category)
     keys = [c.key for c in cases]
     assert max(keys.count(k) for k in keys) <= 2
-    assert {c.attribute for c in cases} <= set(edit_eval.EDITABLE)
+    assert {c.attribute for c in cases} <= set(edits.EDITABLE)
 
 
 def test_a_perfect_editor_and_the_do_nothing_baseline(world):
     tagger = SpecTagger()
-    cases = edit_eval.edit_cases(world, "test", per_value=1)
+    cases = edits.edit_cases(world, "test", per_value=1)
     sources = {}
     for case in cases:
         sources[tagger.remember(case.spec).tobytes()] = case.spec
     oracle = Oracle(tagger, lambda image: sources[image.tobytes()])
 
-    perfect = edit_eval.evaluate_edits(world, oracle, tagger, "test", per_value=1,
+    perfect = edits.evaluate_edits(world, oracle, tagger, "test", per_value=1,
                                        search=lambda image: [tagger.tag(image)] * 5)
     assert perfect["success"] == perfect["preservation"] == perfect["search_top5_match"] == 1.0
     assert perfect["l1_ratio"] == 0.0
     assert sum(row["cases"] for row in perfect["per_value"].values()) == len(cases)
 
-    baseline = edit_eval.evaluate_edits(world, edit_eval.Unchanged(), tagger, "test", per_value=1)
+    baseline = edits.evaluate_edits(world, edits.Unchanged(), tagger, "test", per_value=1)
     assert baseline["success"] == 0.0 and baseline["preservation"] == 1.0
     assert baseline["l1_ratio"] == pytest.approx(1.0)
     assert "search_top5_match" not in baseline
@@ -87,7 +90,7 @@ def test_summary_by_hand():
         {"success": 0.0, "preservation": 1.0, "l1_edit": 0.3, "l1_input": 0.4},
         {"success": 1.0, "preservation": 0.0, "l1_edit": 0.2, "l1_input": 0.2},
     ]
-    summary = edit_eval.summarise(rows, ["fit=loose", "fit=loose", "pattern=floral"])
+    summary = edits.summarise(rows, ["fit=loose", "fit=loose", "pattern=floral"])
     assert summary["success"] == pytest.approx(2 / 3)
     assert summary["l1_ratio"] == pytest.approx(0.6 / 1.0)
     assert summary["per_value"]["fit=loose"] == {"success": 0.5, "preservation": 1.0,
@@ -102,7 +105,7 @@ def test_cli_eval_edits_json(world, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert {"success", "preservation", "l1_ratio", "search_top5_match", "per_value"} <= set(metrics)
     assert metrics["l1_ratio"] == pytest.approx(1.0)
-    assert set(metrics["per_value"]) <= {f"{a}={v}" for a in edit_eval.EDITABLE for v in ATTRIBUTES[a]}
+    assert set(metrics["per_value"]) <= {f"{a}={v}" for a in edits.EDITABLE for v in ATTRIBUTES[a]}
 
 
 def test_cli_eval_edits_without_bundled_editors_says_what_to_do(world, capsys, monkeypatch):
@@ -137,5 +140,5 @@ def test_cli_eval_edits_of_a_training_folder_skips_what_it_cannot_edit_and_write
     from PIL import Image
 
     with Image.open(sheet) as image:  # 8 rows (or fewer products), a column per tag value plus the product
-        columns = 1 + sum(len(ATTRIBUTES[a]) for a in edit_eval.EDITABLE)
+        columns = 1 + sum(len(ATTRIBUTES[a]) for a in edits.EDITABLE)
         assert image.width == columns * 128

@@ -14,12 +14,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from gan import Edit
 from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to
 from numbpie.embedder import letterbox
 from numbpie.errors import DatasetError, EditError
-from numbpie.evaluate import embed_paths, split_products
+from numbpie.evaluation.retrieval import embed_paths
+from numbpie.index import normalize
+from numbpie.synth import GarmentSpec, random_spec, render_product
+from numbpie.synth.splits import split_products
 
 __all__ = [
     "EDITABLE", "EditCase", "TrueRender", "Unchanged", "edit_cases", "edit_sheet", "evaluate_edits", "gallery_search",
@@ -34,7 +38,7 @@ class EditCase:
     """Edit product `product_id` (with synth `spec`) so that `attribute` becomes `value`."""
 
     product_id: int
-    spec: object
+    spec: GarmentSpec
     attribute: str
     value: str
 
@@ -43,10 +47,8 @@ class EditCase:
         return f"{self.attribute}={self.value}"
 
 
-def split_specs(data: str | Path, split: str = "test") -> dict[int, object]:
+def split_specs(data: str | Path, split: str = "test") -> dict[int, GarmentSpec]:
     """The synth spec of every product of `split`, by product id."""
-    from numbpie.synth import random_spec
-
     return {p.id: random_spec(p.metadata["seed"]) for p in split_products(data, split)}
 
 
@@ -63,14 +65,8 @@ def edit_cases(data: str | Path, split: str = "test", per_value: int = 8) -> lis
 
 
 def supports(editor, attribute: str, value: str, current: dict) -> bool:
-    """Whether `editor` holds the generators this edit needs (editors without GAN parts edit anything)."""
-    if attribute == "pattern":
-        from gan.editor import pattern_plan
-
-        cyclegan = getattr(editor, "cyclegan", None)
-        return cyclegan is None or all(d in cyclegan for d in pattern_plan(value, current.get("pattern")))
-    stargan = getattr(editor, "stargan", None)
-    return stargan is None or any(attribute in e.attributes for e in stargan)
+    """Whether `editor` holds the generators that set `attribute` to `value` on a garment with `current` tags."""
+    return editor.can_edit({attribute: value}, current)
 
 
 def _current(spec) -> dict[str, str]:
@@ -115,9 +111,10 @@ def summarise(rows: Sequence[dict], keys: Sequence[str]) -> dict:
 
 def evaluate_edits(data: str | Path, editor, tagger, split: str = "test", per_value: int = 8,
                    search: Callable[[Image.Image], list[dict]] | None = None, progress=None) -> dict:
-    """Edit quality over `edit_cases`; `search(image)` returns the top-5 results' attribute dicts."""
-    from numbpie.synth import render_product
+    """Edit quality over `edit_cases`; `search(image)` returns the top-5 results' attribute dicts.
 
+    `editor` is a gan.StyleEditor or anything with its `edit(image, tags, current=)` and `can_edit(tags, current)`.
+    """
     cases = edit_cases(data, split, per_value)
     if not cases:
         raise DatasetError(f"The {split} split of {data} has no products to edit.")
@@ -138,9 +135,12 @@ def evaluate_edits(data: str | Path, editor, tagger, split: str = "test", per_va
 class Unchanged:
     """The do-nothing editor: the baseline every real editor must beat."""
 
-    def edit(self, image, tags, model_view=False, current=None):
-        from gan import Edit
+    has_model_view = False
 
+    def can_edit(self, tags, current) -> bool:
+        return True
+
+    def edit(self, image, tags, model_view=False, current=None) -> Edit:
         return Edit(image, [("crop", image)])
 
 
@@ -150,15 +150,15 @@ class TrueRender:
     What it scores is the ceiling the judges (tagger, embedder) allow any editor.
     """
 
-    def __init__(self, data: str | Path, split: str = "test"):
-        from numbpie.synth import render_product
+    has_model_view = False
 
+    def __init__(self, data: str | Path, split: str = "test"):
         self._specs = {render_product(spec).tobytes(): spec for spec in split_specs(data, split).values()}
 
-    def edit(self, image, tags, model_view=False, current=None):
-        from gan import Edit
-        from numbpie.synth import render_product
+    def can_edit(self, tags, current) -> bool:
+        return True
 
+    def edit(self, image, tags, model_view=False, current=None) -> Edit:
         spec = self._specs.get(image.convert("RGB").tobytes())
         if spec is None:
             raise ValueError("TrueRender edits only the product shots of the split it was made for.")
@@ -168,8 +168,6 @@ class TrueRender:
 
 def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5) -> Callable[[Image.Image], list[dict]]:
     """A search over the split's product shots that returns the top-k products' tags."""
-    from numbpie.index import normalize
-
     products = split_products(data, split)
     gallery = embed_paths(embedder, [p.image for p in products])
     tags = [{"category": p.category, **p.attributes} for p in products]
@@ -182,8 +180,6 @@ def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5) 
 
 
 def _labelled(image: Image.Image, text: str, size: int) -> Image.Image:
-    from PIL import ImageDraw
-
     cell = Image.new("RGB", (size, size + 16), (255, 255, 255))
     cell.paste(image.resize((size, size), Image.BILINEAR), (0, 16))
     ImageDraw.Draw(cell).text((3, 2), text, fill=(40, 40, 40))
@@ -196,13 +192,11 @@ def edit_sheet(data: str | Path, editor, split: str = "test", count: int = 8, si
     Column one is the product; a value it already has, or one that does not apply, stays blank.
     With a pix2pix generator, the last column is the model view.
     """
-    from numbpie.synth import render_product
-
     specs = list(split_specs(data, split).values())
     picked = ([s for s in specs if s.category == "top"][: count // 2]
               + [s for s in specs if s.category == "dress"][: count - count // 2])
     columns = [(a, v) for a in EDITABLE for v in ATTRIBUTES[a]]
-    model_view = getattr(editor, "pix2pix", None) is not None
+    model_view = editor.has_model_view
     blank = Image.new("RGB", (size, size), (235, 235, 235))
     cells = []
     for spec in picked:
