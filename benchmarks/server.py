@@ -42,6 +42,8 @@ def running_server(args: list[str] = (), env: dict | None = None, log: str | Pat
     """
     port = free_port()
     command = [sys.executable, "-m", "numbpie", "serve", "--port", str(port), *args]
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
                                stdout=out, stderr=subprocess.STDOUT)

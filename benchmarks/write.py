@@ -174,6 +174,11 @@ def write_report(results: dict, out: Path, peak: float | None, bandwidth: float 
                "One query; the scan reads 139,709 × 2048 × 4 B = 1.14 GB, so it is bounded by memory "
                "read bandwidth (`of_bandwidth`).", "", report.table(rows)]
 
+    http = figures / "http.json"
+    if http.exists():  # written by benchmarks.bench_http, which runs apart from benchmarks.run
+        from benchmarks import bench_http
+
+        md += bench_http.section(json.loads(http.read_text()))
     md += [SPEED_WORK, "## Notes", ""] + [f"- {n}" for n in results.get("notes", [])] + [
         "- HNSW is not built at 10^6 × 2048 in this run: its build on 2 cores takes far longer than the "
         "rest of the benchmark (see build_s at 10^5 and scale by ~10×).",

@@ -1,6 +1,7 @@
 """Long fuzz run: mutated seed images through a target in a sandboxed worker process; prints counts.
 
     python scripts/fuzz.py --target images --count 10000 [--seed S] [--save runs/fuzz]
+    python scripts/fuzz.py --target http --count 2000 --timeout 30   # POST /search on a live server
 
 Each input runs in a worker subprocess under a memory limit (RLIMIT_AS) and a wall-clock
 timeout; a worker that crashes, hangs or runs out of memory is replaced and the input saved.
@@ -48,11 +49,15 @@ def images_target() -> Callable[[bytes], object]:
     return run
 
 
+class Refused(Exception):
+    """The server answered a 4xx with a JSON error sentence: the HTTP form of an ImageError."""
+
+
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'input refused cleanly' for every target."""
     from numbpie.images import ImageError
 
-    return (ImageError,)
+    return (ImageError, Refused)
 
 
 def pipeline_target() -> Callable[[bytes], object]:
@@ -84,6 +89,27 @@ def pipeline_target() -> Callable[[bytes], object]:
     return run
 
 
+def http_target() -> Callable[[bytes], object]:
+    """POST /search of a running `numbpie serve` at $NUMBPIE_FUZZ_URL (the parent starts one)."""
+    import httpx
+
+    client = httpx.Client(base_url=os.environ["NUMBPIE_FUZZ_URL"], timeout=60)
+
+    def run(data: bytes) -> None:
+        reply = client.post("/search", files={"image": ("upload", data, "application/octet-stream")})
+        if reply.status_code == 200:
+            results = reply.json()["results"]
+            if not results or not all(-1.0001 <= r["score"] <= 1.0001 for r in results):
+                raise AssertionError(f"search answered {reply.text[:200]}")
+            return
+        error = reply.json().get("error") if reply.headers.get("content-type") == "application/json" else None
+        if 400 <= reply.status_code < 500 and isinstance(error, str) and error:
+            raise Refused(f"{reply.status_code}: {error}")
+        raise AssertionError(f"HTTP {reply.status_code}: {reply.text[:200]}")  # a 5xx, or an error without a sentence
+
+    return run
+
+
 # A target is a zero-argument factory, called once in each worker (after the memory limit is
 # set), that returns a function taking the input bytes.
 TARGETS: dict[str, Callable[[], Callable[[bytes], object]]] = {
@@ -91,6 +117,8 @@ TARGETS: dict[str, Callable[[], Callable[[bytes], object]]] = {
     # torch reserves far more address space than it uses: run this one with --memory-mb 0
     # and read the peak RSS line.
     "pipeline": pipeline_target,
+    # the server runs outside the worker (and its memory limit); the worker is only its client
+    "http": http_target,
 }
 
 
@@ -395,6 +423,8 @@ def parse_args(argv=None):
     parser.add_argument("--save", default="runs/fuzz", help="folder for inputs that crash, hang or blow memory")
     parser.add_argument("--progress", type=int, default=0, help="print counts every N inputs")
     parser.add_argument("--verbose", action="store_true", help="show the worker's stderr")
+    parser.add_argument("--url", default=None,
+                        help="http target: a running server (default: start `numbpie serve` on the demo catalog)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -405,8 +435,25 @@ def main(argv=None) -> int:
         worker_main(args.worker, args.memory_mb)
         return 0
     resolve_target(args.target)  # fail fast on a bad name, before any worker starts
+    if args.target == "http":
+        return fuzz_http(args)
     counts = fuzz(args)
     return 1 if any(counts[outcome] for outcome in FAILURES) else 0
+
+
+def fuzz_http(args) -> int:
+    """The http target against `--url`, or a `numbpie serve` of the demo catalog started here; then /health."""
+    import httpx
+
+    from benchmarks.server import running_server
+
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(running_server(log=Path(args.save) / "server.log"))
+        os.environ["NUMBPIE_FUZZ_URL"] = url  # the workers inherit it
+        counts = fuzz(args)
+        health = httpx.get(f"{url}/health", timeout=30)
+        print(f"  /health after  {health.status_code} {health.text}")
+    return 1 if any(counts[outcome] for outcome in FAILURES) or health.status_code != 200 else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import io
 import json
 import re
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from numbpie.cli import main
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-0123456789abcdef"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +278,17 @@ def test_no_file_path_leaves_the_server_and_traversal_finds_nothing(client, serv
         while chunk := raw.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 404") and b"root:" not in answer
+
+
+def test_fuzzer_http_target_short_run_gets_no_5xx(tmp_path, server):
+    command = [sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--target", "http", "--url", server,
+               "--count", "40", "--seed", "3", "--timeout", "60", "--save", str(tmp_path / "saved")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    counts = dict(re.findall(r"^\s+(ok|ImageError|crash|timeout|over-memory)\s+(\d+)$", done.stdout, re.M))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert int(counts["ok"]) > 0 and int(counts["ImageError"]) > 0  # some searched, some refused with a 4xx
+    assert int(counts["ok"]) + int(counts["ImageError"]) == 40
+    assert "/health after  200" in done.stdout
 
 
 def test_openapi_docs_are_served(client):

@@ -14,6 +14,7 @@ import hmac
 import io
 import ipaddress
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -311,4 +312,7 @@ def serve(catalog: str | Path | None = None, host: str = "127.0.0.1", port: int 
                           "(every request but /health must then carry the key), or bind 127.0.0.1.")
     key = read_api_key(api_key_file) if api_key_file is not None else None
     pipeline = open_pipeline(catalog)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"numbpie: serving {len(pipeline.catalog)} products on http://{shown}:{port} (API docs at /docs)"
+          + ("; requests need the API key" if key else ""), file=sys.stderr, flush=True)
     uvicorn.run(create_app(pipeline, api_key=key), host=host, port=port, log_level="warning")
