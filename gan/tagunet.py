@@ -1,6 +1,7 @@
 """TagUnet: the bundled editors' generator, a U-Net conditioned on the target tags.
 
-The target tags enter as constant planes beside the image and again at the bottleneck; the
+The target tags (and the garment's mean colour, see `garment_colour`) enter as constant planes
+beside the image and again at the bottleneck; the
 skip connections carry the garment's own colour and texture to the output. The generator
 predicts the change to its input (its last convolution starts at zero, so it starts as the
 identity and trained with unchanged pairs it learns to leave untouched pixels alone), which
@@ -29,6 +30,18 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def garment_colour(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3) mean colour of the pixels that differ from the image's border (its backdrop).
+
+    Given to every level of the network, it lets a sleeve or hem that the edit adds be painted
+    in the garment's own colour, however far it lies from the rest of the garment.
+    """
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
+    backdrop = border.median(dim=2).values[:, :, None, None]
+    mask = ((x - backdrop).abs().amax(1, keepdim=True) > 0.1).to(x.dtype)
+    return (x * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)
+
+
 def _planes(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The (N, c_dim) label as constant planes of `like`'s height and width."""
     return c[:, :, None, None].to(like.dtype).expand(-1, -1, like.shape[2], like.shape[3])
@@ -41,9 +54,9 @@ class TagUnet(nn.Module):
         super().__init__()
         self.c_dim, self.ngf, self.levels = c_dim, ngf, levels
         widths = [ngf * min(2**n, 8) for n in range(levels + 1)]
-        self.down = nn.ModuleList([_block(3 + c_dim, widths[0])] + [
+        self.down = nn.ModuleList([_block(6 + c_dim, widths[0])] + [
             _block(widths[n], widths[n + 1]) for n in range(levels - 1)])
-        self.middle = _block(widths[levels - 1] + c_dim, widths[levels])
+        self.middle = _block(widths[levels - 1] + c_dim + 3, widths[levels])
         self.up = nn.ModuleList([_block(widths[n + 1] + widths[n], widths[n]) for n in reversed(range(levels))])
         self.out = nn.Conv2d(widths[0], 3, 1)
         nn.init.zeros_(self.out.weight)
@@ -54,6 +67,7 @@ class TagUnet(nn.Module):
         return {"c_dim": self.c_dim, "ngf": self.ngf, "levels": self.levels}
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        c = torch.cat([c.to(x.dtype), garment_colour(x.float()).to(x.dtype)], 1)  # target tags + colour
         skips, h = [], torch.cat([x, _planes(c, x)], 1)
         for n, block in enumerate(self.down):
             h = block(h if n == 0 else F.avg_pool2d(h, 2))
