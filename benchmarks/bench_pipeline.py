@@ -1,4 +1,11 @@
-"""Per-step query latency through numbpie.app.pipeline.Pipeline on a small synthetic demo-like catalog."""
+"""Per-step query latency through numbpie.app.pipeline.Pipeline.
+
+`product_rows` is the page's own path: `open_pipeline` over the demo catalog with the bundled
+models, the product's thread policy and default precision. `pipeline_rows` compares embedders
+on a small synthetic catalog of its own.
+
+python -m benchmarks.bench_pipeline [--runs 30] [--precision auto|fp32|bf16] [--no-thread-policy]
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,10 @@ from pathlib import Path
 
 from benchmarks.common import percentiles
 
-__all__ = ["make_catalog", "pipeline_rows", "random_detector"]
+__all__ = ["EDIT_TAGS", "make_catalog", "pipeline_rows", "product_rows", "random_detector"]
 
-STEPS = ("load", "detect", "edit", "embed", "search", "lookup")
+STEPS = ("load", "detect", "tag", "edit", "embed", "search", "lookup")
+EDIT_TAGS = {"sleeve_length": "long"}
 
 
 def make_catalog(folder: Path, products: int) -> Path:
@@ -48,20 +56,8 @@ def pipeline_rows(label: str, embedder, dataset: Path, runs: int, detector=None,
     index, _ = index_catalog(dataset, embedder, rebuild=True)
     index_s = time.perf_counter() - start
     pipeline = Pipeline.open(dataset, embedder=embedder, detector=detector, editor=editor)
-    queries = sorted((dataset / "street").glob("*.jpg"))
-    pipeline.search(queries[0], tags=tags)  # warm-up
-    timings = {step: [] for step in STEPS}
-    totals = []
-    for i in range(runs):
-        start = time.perf_counter()
-        result = pipeline.search(queries[(i + 1) % len(queries)], tags=tags)
-        totals.append(time.perf_counter() - start)
-        for step, seconds in result.timings.items():
-            timings[step].append(seconds)
+    rows = _timed_queries(label, pipeline, sorted((dataset / "street").glob("*.jpg")), runs, tags)
     pipeline.catalog.close()
-    rows = [{"config": label, "step": step, **percentiles(values)}
-            for step, values in timings.items() if values]
-    rows.append({"config": label, "step": "total", **percentiles(totals)})
     rows.append({"config": label, "step": f"indexing {len(index)} products (images/s)",
                  "p50_ms": None, "p95_ms": None, "images_per_s": len(index) / index_s})
     return rows
@@ -82,3 +78,60 @@ def style_editor():
     return StyleEditor(stargan=nets["stargan"], cyclegan={"floral_add": nets["cyclegan"]}, tagger=tagger)
 
 
+def _timed_queries(label: str, pipeline, queries: list, runs: int, tags: dict | None = None) -> list[dict]:
+    """Per-step and total p50/p95 of `runs` queries (after one warm-up), cycling through `queries`."""
+    pipeline.search(queries[0], tags=tags)
+    timings: dict[str, list] = {step: [] for step in STEPS}
+    totals = []
+    for i in range(runs):
+        start = time.perf_counter()
+        result = pipeline.search(queries[(i + 1) % len(queries)], tags=tags)
+        totals.append(time.perf_counter() - start)
+        for step, seconds in result.timings.items():
+            timings.setdefault(step, []).append(seconds)
+    rows = [{"config": label, "step": step, **percentiles(values)} for step, values in timings.items() if values]
+    return rows + [{"config": label, "step": "total", **percentiles(totals)}]
+
+
+def product_rows(runs: int, precision: str = "auto", thread_policy: bool = True,
+                 catalog: Path | None = None) -> list[dict]:
+    """The page's path: `open_pipeline` (bundled models, thread policy, precision) on demo street photos.
+
+    Search alone, then with an edit (EDIT_TAGS). `catalog` None is the demo catalog, built on first
+    use; `thread_policy` False leaves every framework's pool at its own default (the "before").
+    """
+    from numbpie.app import assemble, demo, threads
+
+    if not thread_policy:
+        threads.configure = lambda count=None: 0  # as before the policy: no pool is sized
+    pipeline = assemble.open_pipeline(catalog, precision=precision)
+    queries = sorted((Path(catalog or demo.default_folder()) / "street").glob("*.*"))[:50]
+    pools = f"thread policy {threads.thread_count()}" if thread_policy else "default pools"
+    label = f"{pipeline.embedder.name} {pipeline.embedder.input_size} px {pipeline.embedder.precision}, {pools}"
+    rows = _timed_queries(f"page path: {label}", pipeline, queries, runs)
+    if pipeline.editor is not None:
+        edit = ", ".join(f"{key}={value}" for key, value in EDIT_TAGS.items())
+        rows += _timed_queries(f"page path + edit ({edit}): {label}", pipeline, queries, max(3, runs // 2),
+                               EDIT_TAGS)
+    pipeline.catalog.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="timed queries (after one warm-up)")
+    parser.add_argument("--precision", default="auto", help="auto (the product's default), fp32 or bf16")
+    parser.add_argument("--no-thread-policy", action="store_true", help="leave every pool at its own size")
+    parser.add_argument("--catalog", default=None, help="a catalog folder (default: the demo catalog)")
+    args = parser.parse_args(argv)
+    rows = product_rows(args.runs, args.precision, not args.no_thread_policy, args.catalog)
+    print(json.dumps({"rows": rows, "load_average": os.getloadavg()[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -178,32 +178,54 @@ def search_rows(n: int, kind: str = "clustered", nq: int = 100, k: int = 5,
     return rows
 
 
-def flat_reference_rows(n: int = 139_709, dim: int = 2048, runs: int = 50, threads=(1, 2)) -> list[dict]:
-    """One query against n x dim float32, exhaustively: FAISS IndexFlatIP per thread count, numpy BLAS."""
+def flat_reference_rows(n: int = 139_709, dim: int = 2048, runs: int = 50, threads=(1, 2),
+                        product_threads: int | None = None) -> list[dict]:
+    """One query over n x dim float32, exhaustively: numbpie's `Index.search` first, as `numbpie index`
+    builds it by default (IDMap2,Flat) and with the product's thread policy; then, labelled as
+    comparisons, FAISS searching that same index per thread count and numpy's `xb @ q` on its vectors.
+
+    Every row carries `of_bandwidth`: its GB/s over the read bandwidth measured just before it
+    (`benchmarks.limits.read_bandwidth`, same thread count), as the issue asks for the ratio beside it.
+    """
+    from benchmarks.limits import read_bandwidth
+    from numbpie.app import threads as policy
+    from numbpie.index import DEFAULT_FACTORY, Index
+
     source = VectorSource("clustered", dim=dim)
-    xb = np.concatenate([rows for _, rows in source.chunks(n)])
+    index = Index(dim, {"name": "bench", "sha256": "-"}, DEFAULT_FACTORY)
+    for start, rows in source.chunks(n):  # one copy of the vectors: the index's own
+        index.add(rows, np.arange(start, start + len(rows)))
     xq = source.queries(runs)
-    index = faiss.IndexFlatIP(dim)
-    index.add(xb)
-    saved, rows = faiss.omp_get_max_threads(), []
-    nbytes = xb.nbytes
+    nbytes, rows = n * dim * 4, []
+
+    def row(engine, t, seconds, bandwidth):
+        p = percentiles(seconds)
+        gb_per_s = nbytes / p["p50_ms"] * 1e3 / 1e9
+        rows.append({"n": n, "dim": dim, "engine": engine, "threads": t, **p, "gb_per_s": gb_per_s,
+                     "read_gb_per_s": bandwidth, "of_bandwidth": gb_per_s / bandwidth})
+
+    t = policy.configure(product_threads)  # None: the product's default (NUMBPIE_THREADS or every core)
+    bandwidth = read_bandwidth(1.0, t)
+    seconds, _ = _single_queries(index, xq, 5)
+    row(f"numbpie Index.search ({DEFAULT_FACTORY}): the product's path", t, seconds, bandwidth)
+    saved = faiss.omp_get_max_threads()
     for t in threads:
         faiss.omp_set_num_threads(t)
-        seconds, _ = _single_queries(index, xq, 5)
-        p = percentiles(seconds)
-        rows.append({"n": n, "dim": dim, "engine": "faiss IndexFlatIP", "threads": t, **p,
-                     "gb_per_s": nbytes / p["p50_ms"] * 1e3 / 1e9})
+        bandwidth = read_bandwidth(1.0, t)
+        seconds, _ = _single_queries(index._index, xq, 5)
+        row("comparison: FAISS IndexIDMap2(IndexFlatIP).search", t, seconds, bandwidth)
     faiss.omp_set_num_threads(saved)
+    xb = index._flat_storage()[0]
 
     def numpy_search(q):
         scores = xb @ q
         top = np.argpartition(-scores, 5)[:5]
         return top[np.argsort(-scores[top])]
 
-    seconds = np.array([_timed(numpy_search, q) for q in xq])
-    p = percentiles(seconds)
-    rows.append({"n": n, "dim": dim, "engine": "numpy xb @ q (OpenBLAS gemv)", "threads": "default",
-                 **p, "gb_per_s": nbytes / p["p50_ms"] * 1e3 / 1e9})
+    t = policy.configure(product_threads)
+    bandwidth = read_bandwidth(1.0, t)
+    row("comparison: numpy xb @ q + argpartition", t,
+        np.array([_timed(numpy_search, q) for q in xq]), bandwidth)
     return rows
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 
@@ -14,23 +13,13 @@ __all__ = ["configure_threads", "machine", "percentiles", "time_calls"]
 
 
 def configure_threads(threads: int) -> None:
-    """One pool size for torch, FAISS (OpenMP) and TensorFlow, so no two pools fight for the cores.
+    """One pool size for torch, FAISS (OpenMP), BLAS and TensorFlow: the product's own policy.
 
-    TensorFlow's pools are fixed once it has run an op, so it is only set when still possible.
+    `numbpie.app.threads.configure`, which every front end runs where its models are assembled.
     """
-    import faiss
-    import torch
+    from numbpie.app import threads as policy
 
-    torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised
-            pass
+    policy.configure(threads)
 
 
 def time_calls(call: Callable[[], object], runs: int, warmup: int = 1) -> np.ndarray:

@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("limits", "embed", "pipeline", "gan", "search", "flat")
+SECTIONS = ("limits", "product", "embed", "pipeline", "gan", "search", "flat")
 
 
 def _section(name: str, results: dict, notes: list, call):
@@ -53,6 +53,26 @@ def run_embed(quick: bool, peak: float | None) -> dict:
     for row in rows:
         row["of_fp32_peak"] = row["gflops"] / peak if peak else None
     return {"flops": flops, "throughput": rows, "precision": precision}
+
+
+def run_product(quick: bool) -> dict:
+    """The page's path as a user runs it, now and (in a fresh process, pools unsized, fp32) as before."""
+    import json
+    import subprocess
+
+    from benchmarks import bench_pipeline
+
+    runs = 10 if quick else 30
+    rows = bench_pipeline.product_rows(runs)
+    rows += bench_pipeline.product_rows(runs, precision="fp32")
+    # TensorFlow sizes its pools once per process, so "before the policy" needs a process of its own.
+    before = subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--runs", str(runs),
+                             "--precision", "fp32", "--no-thread-policy"],
+                            check=True, capture_output=True, text=True)
+    rows += json.loads(before.stdout.strip().splitlines()[-1])["rows"]
+    from numbpie.app import demo
+
+    return {"rows": rows, "demo_products": demo.default_products()}
 
 
 def run_pipeline(quick: bool) -> dict:
@@ -105,10 +125,10 @@ def run_search(quick: bool, sizes: set[int]) -> dict:
     return {"rows": rows}
 
 
-def run_flat(quick: bool) -> dict:
+def run_flat(quick: bool, threads: int) -> dict:
     from benchmarks import bench_search
 
-    return {"rows": bench_search.flat_reference_rows(139_709, runs=10 if quick else 50)}
+    return {"rows": bench_search.flat_reference_rows(139_709, runs=10 if quick else 50, product_threads=threads)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     peak = limits.best_gflops(results["limits"]["matmul"], "float32", args.threads) \
         if "limits" in results else None
     bandwidth = max(r["gb_per_s"] for r in results["limits"]["bandwidth"]) if "limits" in results else None
-    for name, call in (("embed", lambda: run_embed(args.quick, peak)),
+    for name, call in (("product", lambda: run_product(args.quick)),
+                       ("embed", lambda: run_embed(args.quick, peak)),
                        ("pipeline", lambda: run_pipeline(args.quick)),
                        ("gan", lambda: run_gan(args.quick, peak)),
                        ("search", lambda: run_search(args.quick, {int(n) for n in args.search_sizes.split(",")})),
-                       ("flat", lambda: run_flat(args.quick))):
+                       ("flat", lambda: run_flat(args.quick, args.threads))):
         if name not in skip:
             configure_threads(args.threads)
             _section(name, results, notes, call)

@@ -1,4 +1,10 @@
-"""A FAISS cosine index over catalog product ids, saved atomically with a manifest."""
+"""A FAISS cosine index over catalog product ids, saved atomically with a manifest.
+
+Exact (flat) indexes are searched here with one BLAS product over FAISS's own storage: a
+single query is a matrix-vector product (one pass over the vectors, at the memory's read
+speed), a batch a matrix-matrix product. FAISS scans a single query on one thread at a third
+of that speed; it still stores every index and searches the approximate ones (IVF, HNSW).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ import numpy as np
 
 from numbpie.errors import IndexMismatchError, OptionError
 
-__all__ = ["DEFAULT_FACTORY", "SEARCH_DEFAULTS", "Index", "IndexMismatchError", "normalize"]
+__all__ = ["DEFAULT_FACTORY", "PRECISIONS", "SEARCH_DEFAULTS", "Index", "IndexMismatchError", "normalize",
+           "top_k"]
 
 DEFAULT_FACTORY = "IDMap2,Flat"
 # Search-time settings for approximate factories, from the recall/latency curves in
@@ -22,6 +29,8 @@ SEARCH_DEFAULTS = {"HNSW": "efSearch=64", "IVF": "nprobe=16", "Refine": "k_facto
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
 _DIRECT_MAP_LOCK = threading.Lock()
+PRECISIONS = ("fp32", "bf16")  # what the embedder computed the vectors in (they are stored as float32)
+SCORE_BLOCK = 1 << 24  # scores (floats) held at once by a batched flat search: 64 MB
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -32,6 +41,18 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     xb = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
     norms = np.linalg.norm(xb, axis=1, keepdims=True)
     return xb / np.maximum(norms, 1e-12)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest of each row of `scores` (nq, n), best first: `(values, positions)`.
+
+    Ties keep the lower position first, as a stable sort of the whole row would.
+    """
+    n = scores.shape[1]
+    part = np.argpartition(scores, n - k, axis=1)[:, n - k:] if k < n else np.broadcast_to(np.arange(n), scores.shape)
+    values = np.take_along_axis(scores, part, 1)
+    order = np.lexsort((part, -values), axis=1)
+    return np.take_along_axis(values, order, 1), np.take_along_axis(part, order, 1)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -57,10 +78,15 @@ class Index:
     """Cosine search over unit vectors keyed by catalog ids; built from a FAISS factory string."""
 
     def __init__(self, dim: int, embedder: dict, factory: str = DEFAULT_FACTORY, faiss_index=None,
-                 staged: bool = False):
+                 staged: bool = False, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise OptionError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
         self.dim = dim
         self.embedder = dict(embedder)  # {"name": ..., "sha256": ...}
         self.factory = factory
+        self.precision = precision  # the embedder's, recorded so queries of another one are checked first
+        # Flat searches read FAISS's buffers in place; adding or removing may move them.
+        self._lock = threading.Lock()
         index = faiss_index or self._build(dim, factory)
         # A factory that needs training (IVF, PQ) first collects vectors in an exact index;
         # `finish` trains it on all of them, not just on the first chunk added.
@@ -92,7 +118,8 @@ class Index:
         ids = np.asarray(ids, dtype=np.int64)
         if xb.shape != (len(ids), self.dim):
             raise ValueError(f"Expected {len(ids)} vectors of dimension {self.dim}, got {xb.shape}.")
-        self._index.add_with_ids(xb, ids)
+        with self._lock:
+            self._index.add_with_ids(xb, ids)
 
     def finish(self) -> str | None:
         """Train a staged index on every vector it holds and move them in.
@@ -110,7 +137,8 @@ class Index:
             return (f"Search stays exact for now: {len(self)} vectors are too few to train "
                     f"{self.factory} ({str(error).strip().splitlines()[-1][:120]}).")
         target.add_with_ids(vectors, self.ids())
-        self._index, self.staged = target, False
+        with self._lock:
+            self._index, self.staged = target, False
         return None
 
     def search(self, vectors: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -118,8 +146,25 @@ class Index:
         xq = normalize(vectors)
         if xq.shape[1] != self.dim:
             raise ValueError(f"Query vectors have dimension {xq.shape[1]}, the index {self.dim}.")
-        D, I = self._index.search(xq, max(1, min(k, len(self) or 1)))
-        return D, I
+        k = max(1, min(k, len(self) or 1))
+        with self._lock:
+            flat = self._flat_storage()
+            if flat is not None:
+                return _flat_search(*flat, xq, k)
+        return self._index.search(xq, k)
+
+    def _flat_storage(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vectors, ids): views of an exact index's float32 rows and catalog ids; None otherwise.
+
+        Zero-copy views into FAISS's buffers, so only valid under `_lock`.
+        """
+        inner = faiss.downcast_index(self._index.index)
+        if not (isinstance(inner, faiss.IndexFlat) and inner.metric_type == faiss.METRIC_INNER_PRODUCT
+                and inner.ntotal):
+            return None
+        n = inner.ntotal
+        xb = faiss.rev_swig_ptr(inner.get_xb(), n * self.dim).reshape(n, self.dim)
+        return xb, faiss.rev_swig_ptr(self._index.id_map.data(), n)
 
     def manifest(self) -> dict:
         return {
@@ -128,6 +173,7 @@ class Index:
             "count": len(self),
             "factory": self.factory,
             "staged": self.staged,
+            "precision": self.precision,
             "faiss_version": faiss.__version__,
         }
 
@@ -140,7 +186,7 @@ class Index:
 
     @staticmethod
     def read_manifest(folder: str | Path) -> dict:
-        """The manifest of a saved index (embedder, dim, count, factory, faiss version)."""
+        """The manifest of a saved index (embedder, dim, count, factory, precision, faiss version)."""
         path = Path(folder) / MANIFEST_FILE
         if not path.exists():
             raise IndexMismatchError(
@@ -169,7 +215,10 @@ class Index:
     def keep_only(self, ids) -> int:
         """Drop vectors whose id is not in `ids`; returns how many were dropped."""
         stale = np.setdiff1d(self.ids(), np.fromiter(ids, np.int64))
-        return self._index.remove_ids(stale) if stale.size else 0
+        if not stale.size:
+            return 0
+        with self._lock:
+            return self._index.remove_ids(stale)
 
     @classmethod
     def load(
@@ -202,7 +251,9 @@ class Index:
             )
         inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
         staged = isinstance(inner, faiss.IndexFlat) and not cls._build(meta["dim"], meta["factory"]).is_trained
-        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index, staged=staged)
+        # Indexes from before the precision was recorded were all embedded in fp32.
+        loaded = cls(meta["dim"], meta["embedder"], meta["factory"], faiss_index=index, staged=staged,
+                     precision=meta.get("precision", "fp32"))
         if keep_ids is not None:
             loaded.keep_only(keep_ids)
         if count is not None and count != len(loaded):
@@ -211,3 +262,20 @@ class Index:
                 f"{count} products. Finish it with: python -m numbpie index SOURCE --catalog {folder}"
             )
         return loaded
+
+
+def _flat_search(xb: np.ndarray, ids: np.ndarray, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k `(D, I)` of unit queries `xq` over rows `xb` keyed by `ids`.
+
+    One query is one matrix-vector product, a single pass over `xb`; a batch is one
+    matrix-matrix product per block of queries, so the scores held stay under SCORE_BLOCK.
+    """
+    if len(xq) == 1:
+        D, P = top_k((xb @ xq[0])[None], k)
+        return D, ids[P]
+    D, I = np.empty((len(xq), k), np.float32), np.empty((len(xq), k), np.int64)
+    step = max(1, SCORE_BLOCK // len(xb))
+    for start in range(0, len(xq), step):
+        D[start:start + step], P = top_k(xq[start:start + step] @ xb.T, k)
+        I[start:start + step] = ids[P]
+    return D, I

@@ -80,3 +80,19 @@ def test_merge_keeps_sections_of_the_first_run_and_adds_up_search_rows():
     merged = merge([new, old])
     assert merged["gan"] == {"rows": ["new"]} and "flat" in merged
     assert [(r["n"], r["p50_ms"]) for r in merged["search"]["rows"]] == [(10**6, 1.0), (10**4, 0.1)]
+
+
+def test_the_headline_quotes_the_products_own_paths_not_the_fastest_comparison():
+    from benchmarks.write import headline
+
+    flat = [{"engine": "numbpie Index.search (IDMap2,Flat): the product's path", "threads": 2, "p50_ms": 20.0,
+             "gb_per_s": 57.2, "of_bandwidth": 0.8},
+            {"engine": "comparison: numpy xb @ q", "threads": 2, "p50_ms": 10.0, "gb_per_s": 114.4, "of_bandwidth": 1.6}]
+    label = "bundled 128 px bf16, thread policy 2"
+    product = [{"config": f"page path: {label}", "step": "total", "p50_ms": 30.0},
+               {"config": f"page path + edit (sleeve_length=long): {label}", "step": "total", "p50_ms": 55.0},
+               {"config": "page path: bundled 128 px fp32, default pools", "step": "total", "p50_ms": 5.0}]
+    lines = headline({"flat": {"rows": flat}, "product": {"rows": product}}, None, None)
+    assert "p50 30 ms" in lines[0] and label in lines[0]
+    assert "p50 55 ms" in lines[1] and label in lines[1]
+    assert "p50 20.0 ms" in lines[2] and "80% of the read bandwidth" in lines[2]

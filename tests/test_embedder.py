@@ -52,7 +52,7 @@ def test_imagenet_weights_load_when_torchvisions_file_is_present(downloads):
     torch.manual_seed(1)
     reference = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
     torch.save(reference.state_dict(), downloads / "inception_v3_google-0cc3c7bd.pth")
-    model = embedder.load("imagenet")
+    model = embedder.load("imagenet", precision="fp32")  # compared with an fp32 forward below
     assert model.input_size == 299 and model.model.transform_input
     picture = make_image(3, size=(120, 160))
     reference.fc = torch.nn.Identity()

@@ -1,8 +1,11 @@
+import json
+
 import faiss
 import numpy as np
 import pytest
 
-from numbpie.index import Index, IndexMismatchError, normalize
+from numbpie.errors import OptionError
+from numbpie.index import Index, IndexMismatchError, normalize, top_k
 
 EMBEDDER = {"name": "test", "sha256": "abc"}
 
@@ -40,6 +43,71 @@ def test_flat_search_equals_brute_force(data):
     assert len(index) == 500 and sorted(index.ids()) == sorted(ids)
 
 
+@pytest.mark.parametrize("k", [1, 5, 500, 900])
+def test_one_query_on_a_flat_index_is_exact_numpy_search(data, k):
+    """The app's path: one query at a time, answered by a matrix-vector product, not by FAISS."""
+    xb, ids, xq = data
+    index = Index(32, EMBEDDER)
+    index.add(xb, ids)
+    assert index._flat_storage() is not None  # searched with numpy, not FAISS
+    for q in xq:
+        D, I = index.search(q, k)
+        D_ref, I_ref = brute_force(xb, ids, q[None], min(k, 500))
+        np.testing.assert_array_equal(I, I_ref)
+        np.testing.assert_allclose(D, D_ref, atol=1e-5)
+        assert D.dtype == np.float32 and I.dtype == np.int64
+
+
+def test_flat_search_stays_exact_as_the_index_grows_shrinks_and_reloads(tmp_path, data):
+    xb, ids, xq = data
+    index = Index(32, EMBEDDER)
+    index.add(xb[:7], ids[:7])
+    index.search(xq[:1], 3)
+    for start in range(7, 500, 97):  # FAISS reallocates its buffer as it grows
+        index.add(xb[start:start + 97], ids[start:start + 97])
+        D, I = index.search(xq[:1], 5)
+        D_ref, I_ref = brute_force(xb[:start + 97], ids[:start + 97], xq[:1], 5)
+        np.testing.assert_array_equal(I, I_ref)
+        np.testing.assert_allclose(D, D_ref, atol=1e-5)
+    index.save(tmp_path)
+    loaded = Index.load(tmp_path, keep_ids=ids[100:])
+    np.testing.assert_array_equal(loaded.search(xq, 5)[1], brute_force(xb[100:], ids[100:], xq, 5)[1])
+
+
+def test_batched_flat_search_matches_faiss_and_blocks_agree(data, monkeypatch):
+    xb, ids, xq = data
+    index = Index(32, EMBEDDER)
+    index.add(xb, ids)
+    D_faiss, I_faiss = index._index.search(normalize(xq), 5)
+    monkeypatch.setattr("numbpie.index.SCORE_BLOCK", 500 * 3)  # 3 queries per block
+    D, I = index.search(xq, 5)
+    np.testing.assert_array_equal(I, I_faiss)
+    np.testing.assert_allclose(D, D_faiss, atol=1e-5)
+
+
+def test_top_k_orders_best_first_and_ties_by_position():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9, 0.2], [3.0, 2.0, 1.0, 0.0, -1.0]], np.float32)
+    values, positions = top_k(scores, 3)
+    np.testing.assert_array_equal(positions, [[1, 3, 2], [0, 1, 2]])
+    np.testing.assert_allclose(values, [[0.9, 0.9, 0.5], [3.0, 2.0, 1.0]])
+    assert top_k(scores, 5)[1].tolist()[1] == [0, 1, 2, 3, 4]
+
+
+def test_the_manifest_records_the_embedders_precision(tmp_path, data):
+    xb, ids, _ = data
+    index = Index(32, EMBEDDER, precision="bf16")
+    index.add(xb, ids)
+    index.save(tmp_path)
+    assert Index.read_manifest(tmp_path)["precision"] == "bf16"
+    assert Index.load(tmp_path).precision == "bf16"
+    manifest = Index.read_manifest(tmp_path)  # written before precisions were recorded: fp32
+    del manifest["precision"]
+    (tmp_path / "index.json").write_text(json.dumps(manifest))
+    assert Index.load(tmp_path).precision == "fp32"
+    with pytest.raises(OptionError, match="fp32, bf16"):
+        Index(32, EMBEDDER, precision="fp16")
+
+
 def test_a_stored_vector_finds_itself_with_score_one(data):
     xb, ids, _ = data
     index = Index(32, EMBEDDER)
@@ -53,6 +121,7 @@ def test_hnsw_factory_has_high_recall(data):
     xb, ids, xq = data
     index = Index(32, EMBEDDER, factory="HNSW32")
     index.add(xb, ids)
+    assert index._flat_storage() is None  # approximate indexes stay with FAISS
     _, I = index.search(xq, 5)
     _, I_ref = brute_force(xb, ids, xq, 5)
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(I, I_ref, strict=True)])

@@ -11,7 +11,7 @@ import gan
 from numbpie import embedder as embedders
 from numbpie import tagger as taggers
 from numbpie import weights
-from numbpie.app import demo
+from numbpie.app import demo, threads
 from numbpie.app.indexer import require_catalog
 from numbpie.app.pipeline import Pipeline
 from numbpie.embedder import Embedder
@@ -93,8 +93,10 @@ def _tagger(notes: list[str]) -> Tagger | None:
 def default_models(embedder: str | Path | Embedder | None = None) -> Models:
     """The bundled models, falling back (with a note) where a part is not installed.
 
-    `embedder` is a name, a path or a loaded Embedder; by default the bundled one.
+    `embedder` is a name, a path or a loaded Embedder; by default the bundled one, in bf16 where
+    the CPU has it. Sizes every framework's thread pool first (`numbpie.app.threads`).
     """
+    threads.configure()  # before TensorFlow starts its pools, which it does once
     notes: list[str] = []
     if not isinstance(embedder, Embedder):
         embedder = embedders.load(embedder)
@@ -114,13 +116,22 @@ def open_pipeline(
     models: Models | None = None,
     embedder: str | Path | Embedder | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    precision: str = "auto",
 ) -> Pipeline:
     """The Pipeline over a catalog folder with the default models (detector, editor, tagger).
 
     `catalog_dir` None is the demo catalog, rendered and indexed on first use (`progress(stage,
     done, total)` reports that). The embedder is `embedder` if given, else the one the catalog's
     index was built with; `models` (e.g. cached by a front end) are used instead of loading them.
+    `precision` "fp32" or "bf16" forces the embedder's; queries whose vectors do not agree with
+    the index's precision run in the index's (`numbpie.embedder.matching`).
     """
+    threads.configure()
+    if precision != "auto" and not isinstance(embedder, Embedder):
+        if catalog_dir is not None and embedder is None:
+            require_catalog(catalog_dir)
+            embedder = Index.read_manifest(catalog_dir)["embedder"]["name"]
+        embedder = embedders.load(embedder, precision=precision)
     if catalog_dir is None:
         models = models or default_models(embedder)
         folder = demo.ensure_demo(models.embedder, progress=progress)

@@ -1,0 +1,38 @@
+"""The product's one thread policy: every framework's pool sized together, NUMBPIE_THREADS overrides."""
+
+import faiss
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+from numbpie.app import threads
+from numbpie.errors import OptionError
+
+
+@pytest.fixture
+def policy(monkeypatch):
+    """Runs the policy from scratch and puts the pools back as they were afterwards."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_applied", None)
+    yield threads
+    threads._applied = None
+    threads.configure(before)
+
+
+def test_numbpie_threads_sizes_torch_faiss_and_blas_together(policy, monkeypatch):
+    monkeypatch.setenv("NUMBPIE_THREADS", "1")
+    assert policy.configure() == 1
+    assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+    assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+
+
+def test_without_the_override_every_usable_core_is_used(policy, monkeypatch):
+    monkeypatch.delenv("NUMBPIE_THREADS", raising=False)
+    assert policy.thread_count() == len(__import__("os").sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_override_is_one_clear_sentence(policy, monkeypatch, value):
+    monkeypatch.setenv("NUMBPIE_THREADS", value)
+    with pytest.raises(OptionError, match="NUMBPIE_THREADS must be a whole number"):
+        policy.configure()
