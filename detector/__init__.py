@@ -13,6 +13,7 @@ __all__ = ["CropResult", "Detection", "Detector", "crops", "load"]
 
 def load(name_or_path):
     """A Detector from a registered name, our exported .pb, or numbpie's ssd_person_detector.pb."""
+    # TensorFlow loads here, not when the package is imported
     from detector.graph import load as load_graph
 
     return load_graph(name_or_path)
@@ -20,7 +21,7 @@ def load(name_or_path):
 
 def __getattr__(name: str):
     if name == "Detector":
-        from detector.graph import Detector
+        from detector.graph import Detector  # lazily, for the same reason as in `load`
 
         return Detector
     raise AttributeError(f"module 'detector' has no attribute {name!r}")

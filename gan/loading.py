@@ -17,7 +17,7 @@ from numbpie.weights import DOWNLOADS_DIR, WeightsError, entry, names, resolve
 
 from .editor import FASHION_GAN_LABELS, Editor, Layout, StyleEditor, encode_label
 from .models import Generator, ResnetGenerator, UnetGenerator
-from .tagunet import FixedTags, TagUnet
+from .tagunet import FixedTags, TagUnet, widen_output
 
 __all__ = ["IMAGE_SIZES", "build", "detect", "load", "load_bundled", "load_fashion_gan", "pattern_editors", "read_weights", "save"]
 
@@ -177,6 +177,7 @@ def _load_tagunet(path: Path, entry: Mapping, state, metadata, family, image_siz
     net: nn.Module = TagUnet(**json.loads(metadata["config"]))
     if "condition" in metadata:
         net = FixedTags(net, json.loads(metadata["condition"]))
+    state = widen_output(dict(state))  # files from before the blend outputs load as the same function
     _fill(net, state, found, f"{path} does not match a TagUnet of sizes {metadata['config']}")
     layout = tuple((name, tuple(values)) for name, values in json.loads(metadata.get("layout", "[]")))
     size = int(image_size or entry.get("image_size") or metadata["image_size"])

@@ -3,9 +3,11 @@
 The target tags (and the garment's mean colour, see `garment_colour`) enter as constant planes
 beside the image and again at the bottleneck; the
 skip connections carry the garment's own colour and texture to the output. The generator
-predicts the change to its input (its last convolution starts at zero, so it starts as the
-identity and trained with unchanged pairs it learns to leave untouched pixels alone), which
-is what lets it learn an edit on a CPU.
+predicts the change to its input plus two blend weights per pixel: towards the garment's mean
+colour (a sleeve or hem the edit adds) and towards the backdrop (one it removes); group norm
+washes absolute colours out of the features, so these paths keep them exact. Its last
+convolution starts at zero, so it starts as the identity, which is what lets it learn an edit
+on a CPU.
 
 `FixedTags` wraps one with a fixed target, so one pattern TagUnet serves as all four
 CycleGAN-style directions ('floral_add', 'stripes_remove', ...) of a StyleEditor.
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FixedTags", "TagUnet"]
+__all__ = ["FixedTags", "TagUnet", "widen_output"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -30,16 +32,32 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+OUTPUTS = 5  # change (RGB), weight towards the garment colour, weight towards the backdrop
+
+
+def backdrop_colour(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3) median colour of the image's border: the backdrop behind the garment."""
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
+    return border.median(dim=2).values
+
+
 def garment_colour(x: torch.Tensor) -> torch.Tensor:
     """(N, 3) mean colour of the pixels that differ from the image's border (its backdrop).
 
     Given to every level of the network, it lets a sleeve or hem that the edit adds be painted
     in the garment's own colour, however far it lies from the rest of the garment.
     """
-    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
-    backdrop = border.median(dim=2).values[:, :, None, None]
+    backdrop = backdrop_colour(x)[:, :, None, None]
     mask = ((x - backdrop).abs().amax(1, keepdim=True) > 0.1).to(x.dtype)
     return (x * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)
+
+
+def widen_output(state: dict) -> dict:
+    """A state dict from a TagUnet with a 3-channel output, given the blend weights at zero (same function)."""
+    for name, value in state.items():
+        if (name in ("out.weight", "out.bias") or name.endswith((".out.weight", ".out.bias"))) and len(value) == 3:
+            state[name] = torch.cat([value, value.new_zeros((OUTPUTS - 3, *value.shape[1:]))])
+    return state
 
 
 def _planes(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -58,7 +76,7 @@ class TagUnet(nn.Module):
             _block(widths[n], widths[n + 1]) for n in range(levels - 1)])
         self.middle = _block(widths[levels - 1] + c_dim + 3, widths[levels])
         self.up = nn.ModuleList([_block(widths[n + 1] + widths[n], widths[n]) for n in reversed(range(levels))])
-        self.out = nn.Conv2d(widths[0], 3, 1)
+        self.out = nn.Conv2d(widths[0], OUTPUTS, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -67,7 +85,8 @@ class TagUnet(nn.Module):
         return {"c_dim": self.c_dim, "ngf": self.ngf, "levels": self.levels}
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        c = torch.cat([c.to(x.dtype), garment_colour(x.float()).to(x.dtype)], 1)  # target tags + colour
+        colour = garment_colour(x.float())
+        c = torch.cat([c.to(x.dtype), colour.to(x.dtype)], 1)  # target tags + colour
         skips, h = [], torch.cat([x, _planes(c, x)], 1)
         for n, block in enumerate(self.down):
             h = block(h if n == 0 else F.avg_pool2d(h, 2))
@@ -76,7 +95,11 @@ class TagUnet(nn.Module):
         h = self.middle(torch.cat([h, _planes(c, h)], 1))
         for block, skip in zip(self.up, reversed(skips), strict=True):
             h = block(torch.cat([F.interpolate(h, scale_factor=2, mode="nearest"), skip], 1))
-        return (x + self.out(h).float()).clamp(-1, 1)
+        z = self.out(h).float()
+        out = x + z[:, :3]
+        out = out + z[:, 3:4] * (colour[:, :, None, None] - out)
+        out = out + z[:, 4:5] * (backdrop_colour(x.float())[:, :, None, None] - out)
+        return out.clamp(-1, 1)
 
 
 class FixedTags(nn.Module):

@@ -29,6 +29,9 @@ from numbpie.synth import cli as synth_cli
 
 __all__ = ["main"]
 
+PRECISION_CHOICES = ["auto", *embedders.PRECISIONS]
+PRECISION_HELP = "the embedder's: auto is bf16 on CPUs with AVX512-BF16 or AMX, else fp32; fp32 forces it"
+
 
 def _progress_bar(desc: str):
     """A `progress(done, total)` callback drawing a tqdm bar on stderr."""
@@ -46,11 +49,13 @@ def _progress_bar(desc: str):
 
 
 def cmd_index(args) -> int:
+    if args.ray and args.source is None and Path(args.ray).exists():
+        raise OptionError(f"--ray took {args.ray} for a cluster address; put SOURCE before --ray, or write --ray=ADDRESS.")
     folder = Path(args.catalog)
     name = args.embedder
     if name is None and not args.rebuild and (folder / "index.json").exists():
         name = Index.read_manifest(folder)["embedder"]["name"]  # extend with what built it
-    embedder = embedders.load(name)  # fail on a bad name before touching the catalog
+    embedder = embedders.load(name, precision=args.precision)  # fail on a bad name before touching the catalog
     rows = []
     if args.source:
         source = Path(args.source)
@@ -60,9 +65,16 @@ def cmd_index(args) -> int:
             rows = catalogs.folder_rows(source)
     elif not len(open_catalog(folder)):
         raise CatalogError(f"{folder} has no catalog yet; give a SOURCE folder or CSV to import.")
-    index, skipped = index_catalog(folder, embedder, rows, factory=args.factory,
-                                   rebuild=args.rebuild, checkpoint_every=args.checkpoint_every,
-                                   progress=_progress_bar("embedding"))
+    options = {"factory": args.factory, "rebuild": args.rebuild, "checkpoint_every": args.checkpoint_every,
+               "progress": _progress_bar("embedding")}
+    if args.ray:
+        from numbpie.app.ray_index import index_with_ray  # Ray loads only for --ray
+
+        index, skipped = index_with_ray(
+            folder, embedder, name or embedders.default_name(), rows, address=None if args.ray == "local" else args.ray,
+            actors=args.ray_actors, batch_size=args.ray_batch_size, cpus_per_actor=args.ray_cpus_per_actor, **options)
+    else:
+        index, skipped = index_catalog(folder, embedder, rows, **options)
     for message in skipped:
         print(message, file=sys.stderr)
     print(f"index: {len(index)} vectors from embedder {embedder.name!r} in {folder}")
@@ -88,7 +100,7 @@ def cmd_search(args) -> int:
         query = images.load(Path(args.image))
     except images.ImageError as error:
         raise images.ImageError(f"{args.image}: {error}") from None
-    pipeline = assemble.open_pipeline(args.catalog, embedder=args.embedder)
+    pipeline = assemble.open_pipeline(args.catalog, embedder=args.embedder, precision=args.precision)
     result = pipeline.search(query, k=args.k, tags=tags, model_view=args.model_view, detect=not args.no_detect,
                              threshold=args.threshold, category=args.category, min_score=args.min_score)
     rows = [{"id": m.product.id, "title": m.product.title, "score": round(m.score, 4),
@@ -121,6 +133,13 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from numbpie.app import http  # FastAPI, uvicorn and the models: only for serve
+
+    http.serve(args.catalog, host=args.host, port=args.port, api_key_file=args.api_key_file)
+    return 0
+
+
 def cmd_train_embedder(args) -> int:
     from numbpie.training import embedder as train_embedder
 
@@ -138,7 +157,10 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         print(json.dumps(metrics))
         return
     for key, value in metrics.items():
-        print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+        if isinstance(value, dict):  # a breakdown, e.g. by_size: {"<64": {"recall@1": ..}}
+            _print_metrics({f"{key} {name}": inner for name, inner in value.items()}, False)
+        else:
+            print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
 
 
 def cmd_eval(args) -> int:
@@ -158,7 +180,8 @@ def _eval_detector(args) -> dict:
 def _eval_retrieval(args) -> dict:
     found = detector.load(args.detector) if args.crop == "detector" else None
     model = embedders.load(args.embedder, precision=args.precision)
-    metrics = evaluate_retrieval(args.data, model, crop=args.crop, split=args.split, detector=found)
+    metrics = evaluate_retrieval(args.data, model, crop=args.crop, split=args.split, detector=found,
+                                 gallery=args.gallery)
     return {**metrics, "embedder": model.name, "precision": model.precision}
 
 
@@ -213,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-column", default="image", help="CSV column holding image paths")
     p.add_argument("--rebuild", action="store_true", help="drop the existing index and embed everything again")
     p.add_argument("--checkpoint-every", type=int, default=128, help="save the index every N images")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed on Ray Data: alone, a local Ray instance; with ADDRESS (host:port of `ray start "
+                        "--head`), that cluster. Put it after SOURCE (docs/scale.md)")
+    p.add_argument("--ray-actors", type=int, default=2, help="--ray: embedder actors, each loading one model")
+    p.add_argument("--ray-batch-size", type=int, default=32, help="--ray: images per actor call")
+    p.add_argument("--ray-cpus-per-actor", type=int, default=1, help="--ray: CPUs (torch threads) per actor")
     p.set_defaults(run=cmd_index)
 
     p = commands.add_parser("search", help="find the catalog products most similar to a photo")
@@ -228,11 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help='restyle the garment before searching, as JSON: \'{"sleeve_length": "long", "pattern": "floral"}\'')
     p.add_argument("--model-view", action="store_true", help="show the (edited) garment worn by a model before searching")
     p.add_argument("--json", action="store_true", help="print a JSON list of {id, title, score, image}")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help=PRECISION_HELP + "; a query runs in the index's precision unless the two agree")
     p.set_defaults(run=cmd_search)
 
     p = commands.add_parser("info", help="what a catalog folder and its index hold")
     p.add_argument("--catalog", required=True, help="catalog folder")
     p.set_defaults(run=cmd_info)
+
+    p = commands.add_parser("serve", help="serve search, edit and the catalog over HTTP (FastAPI; docs at /docs)")
+    p.add_argument("--catalog", default=None, help="catalog folder built by `index` (default: the demo catalog)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--api-key-file", default=None,
+                   help="file holding the key every request but /health must send as 'Authorization: Bearer KEY'")
+    p.set_defaults(run=cmd_serve)
 
     from numbpie.training.embedder import add_arguments as train_embedder_arguments
 
@@ -264,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", choices=CROPS, default="gt",
                    help="how street queries are cropped: ground-truth box, detector, or whole photo")
     p.add_argument("--detector", default="bundled", help="detector name or path (eval detector, --crop detector)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="retrieval: run the embedder in fp32 or under bf16 autocast")
-    p.add_argument("--split", default="test", help="which split's products to evaluate on")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="retrieval: " + PRECISION_HELP)
+    p.add_argument("--split", default="test", help="which split's products to evaluate on ('all': every product)")
+    p.add_argument("--gallery", choices=["split", "all"], default="split",
+                   help="retrieval: search the split's products or every product of the dataset")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_eval)
 

@@ -149,11 +149,11 @@ class Embedder:
         return normalize(np.concatenate(out))
 
 
-def load(name_or_path: str | Path | None = None, batch_size: int = 16, precision: str = "fp32") -> Embedder:
+def load(name_or_path: str | Path | None = None, batch_size: int = 16, precision: str = "auto") -> Embedder:
     """An Embedder from a manifest name (`bundled`, `imagenet`, `random`) or a state_dict path.
 
-    `precision` "bf16" runs the network under bfloat16 autocast, "fp32" without it; "auto" picks
-    bf16 on CPUs with AVX512-BF16 or AMX and fp32 elsewhere.
+    `precision` "bf16" runs the network under bfloat16 autocast, "fp32" without it; "auto" (the
+    default) picks bf16 on CPUs with AVX512-BF16 or AMX and fp32 elsewhere.
     """
     name = str(name_or_path or default_name())
     path, entry = weights.resolve("embedder", name)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-__all__ = ["detection_labels", "draw_boxes", "tag_index"]
+__all__ = ["detection_labels", "draw_boxes", "letterbox", "tag_index"]
 
 BOX_COLOURS = ((230, 57, 70), (29, 120, 230), (42, 157, 90), (244, 162, 97))
 
@@ -35,3 +35,12 @@ def detection_labels(detections: Sequence) -> list[str]:
 def tag_index(options: Sequence[str], value: str | None) -> int:
     """Position of `value` in `options`, or 0 (the 'keep' choice) when it is absent."""
     return list(options).index(value) if value in options else 0
+
+
+def letterbox(image: Image.Image, size: tuple[int, int], fill=(255, 255, 255)) -> Image.Image:
+    """`image` shrunk to fit `size` (w, h) whole, centred on a `fill` background: pictures of one size."""
+    out = Image.new("RGB", size, fill)
+    scale = min(size[0] / image.width, size[1] / image.height)
+    fitted = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    out.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
+    return out

@@ -9,12 +9,13 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from numbpie.app import assemble
+from numbpie.app import assemble, demo
 from numbpie.app.pipeline import Pipeline
 from numbpie.errors import EditError
 from tests import stand_ins
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,38 @@ def full_app(data_dir, monkeypatch, real_models):
     st.cache_resource.clear()
 
 
+@pytest.fixture
+def counted_app(data_dir, monkeypatch, real_models):
+    """full_app whose detector, embedder and tagger count their calls in `at.calls`."""
+    calls = {"detect": 0, "embed": 0, "tag": 0}
+    loaded = stand_ins.with_stand_ins(real_models)
+
+    def counting(name, function):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(loaded.detector, "detect", counting("detect", loaded.detector.detect))
+    monkeypatch.setattr(loaded.tagger, "tag", counting("tag", loaded.tagger.tag))
+    monkeypatch.setattr(real_models.embedder, "embed", counting("embed", real_models.embedder.embed))
+    monkeypatch.setattr(assemble, "default_models", lambda embedder=None: loaded)
+    st.cache_resource.clear()
+    at = start(data_dir, monkeypatch)
+    calls.update(dict.fromkeys(calls, 0))  # from here on: the first run may have built the demo catalog
+    at.calls = calls
+    yield at
+    st.cache_resource.clear()
+
+
 def result_keys(at, prefix="result-"):
     return [b.key for b in at.button if b.key.startswith(prefix)]
+
+
+def keyed(widgets, name):
+    """The one widget whose key is `name` followed by the query's number (each query gets new widgets)."""
+    [widget] = [w for w in widgets if w.key and name in (w.key, w.key.rsplit("-", 1)[0])]
+    return widget
 
 
 def pick_example(at, n=0):
@@ -96,14 +127,27 @@ def test_an_example_query_gives_k_results(app):
     assert not any("GAN editor" in info.value for info in app.info)
 
 
-def test_search_with_this_makes_a_result_the_new_query(app):
-    pick_example(app, 1)
-    app.toggle[0].set_value(False).run()  # the whole product shot, not a detector crop of it
-    first = [b for b in app.button if b.key.startswith("result-")][0]
+def test_the_demo_catalog_is_written_outside_the_folder_streamlit_watches(monkeypatch):
+    monkeypatch.delenv("NUMBPIE_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    # Streamlit watches the app's folder recursively: a catalog rendered there floods its file watcher.
+    assert not demo.default_folder().resolve().is_relative_to(ROOT)
+
+
+def test_search_with_this_searches_with_the_products_indexed_vector(counted_app):
+    at = counted_app
+    pick_example(at, 1)
+    before = dict(at.calls)
+    first = at.button(key=result_keys(at)[0])
+    product = int(first.key.split("-")[1])
     first.click().run()
-    assert not app.exception
-    assert result_keys(app)[0] == first.key  # the product finds itself first
-    assert float(app.metric[0].value) == pytest.approx(1.0, abs=1e-3)
+    assert not at.exception and not at.error
+    assert at.calls["detect"] == before["detect"] and at.calls["embed"] == before["embed"]  # nothing re-detected
+    assert len(result_keys(at)) == 5 and f"result-{product}" not in result_keys(at)  # it is the query, not a match
+    query = at.main.image[0].captions[0]
+    assert query.endswith("(catalog product)")
+    scores = [float(m.value) for m in at.metric[:5]]
+    assert scores == sorted(scores, reverse=True) and scores[0] < 1.0001
 
 
 def test_k_and_category_filters(app):
@@ -129,8 +173,8 @@ def test_minimum_score_hides_weaker_results(app):
 def test_a_manual_crop_changes_what_is_searched(app):
     pick_example(app)
     before = [m.value for m in app.metric]
-    app.checkbox(key="manual_crop").check().run()
-    app.slider(key="crop_x").set_value((0, 20)).run()
+    keyed(app.checkbox, "manual_crop").check().run()
+    keyed(app.slider, "crop_x").set_value((0, 20)).run()
     assert not app.exception and not app.error
     assert [m.value for m in app.metric] != before
 
@@ -155,17 +199,17 @@ def test_a_bad_upload_gives_one_error_and_the_page_keeps_working(app, name, data
 
 def test_several_garments_offer_a_choice(full_app, monkeypatch):
     searched = []
-    search = Pipeline.search
+    prepare = Pipeline.prepare
 
-    def spy(self, source, k=5, **options):
-        result = search(self, source, k, **options)
+    def spy(self, source, **options):
+        result = prepare(self, source, **options)
         searched.append(result.box)
         return result
 
-    monkeypatch.setattr(Pipeline, "search", spy)
+    monkeypatch.setattr(Pipeline, "prepare", spy)
     at = full_app
     pick_example(at)
-    choice = at.radio(key="garment")
+    choice = keyed(at.radio, "garment")
     assert choice.options == ["1 dress 0.90", "2 top 0.60"]
     left = searched[-1]  # the best garment, the left half (with the crop margin)
     choice.set_value("2 top 0.60").run()
@@ -179,11 +223,11 @@ def test_a_tag_edit_gives_new_results(full_app):
     at = full_app
     pick_example(at)
     # the tagger's tags are pre-selected; length shows because the tagger says dress
-    assert at.selectbox(key="tag-pattern").value == "solid"
-    assert at.selectbox(key="tag-fit").value == "tight"
-    assert at.selectbox(key="tag-sleeve_length").value == "keep"
+    assert keyed(at.selectbox, "tag-pattern").value == "solid"
+    assert keyed(at.selectbox, "tag-fit").value == "tight"
+    assert keyed(at.selectbox, "tag-sleeve_length").value == "keep"
     assert at.button(key="generate").disabled  # nothing changed yet
-    at.selectbox(key="tag-pattern").select("floral").run()
+    keyed(at.selectbox, "tag-pattern").select("floral").run()
     at.button(key="generate").click().run()
     assert not at.exception and not at.error
     assert at.editor.calls == [({"pattern": "floral"}, False)]
@@ -194,6 +238,56 @@ def test_a_tag_edit_gives_new_results(full_app):
     assert len(before) == len(after) == 5
     assert before != after
     assert any("Time per step (edit + search)" in h.value for h in at.sidebar.subheader)
+    assert "GAN steps: crop → shape → pattern" in [c.value for c in at.caption]  # the steps that ran
+
+
+def test_an_edit_stays_through_a_filter_change_without_editing_again(full_app):
+    at = full_app
+    pick_example(at)
+    keyed(at.selectbox, "tag-pattern").select("floral").run()
+    at.button(key="generate").click().run()
+    at.sidebar.slider[1].set_value(3).run()  # k
+    assert not at.exception and not at.error
+    assert len([b for b in at.button if b.key.startswith("after-")]) == 3
+    assert len(at.editor.calls) == 1  # the edited garment and its vector were kept
+    keyed(at.selectbox, "tag-pattern").select("stripes").run()
+    assert not [b for b in at.button if b.key.startswith("after-")]  # other tags: press the button again
+
+
+def test_a_filter_change_only_re_searches(counted_app):
+    at = counted_app
+    pick_example(at)
+    once = dict(at.calls)
+    assert once == {"detect": 1, "embed": 1, "tag": 1}
+    at.sidebar.slider[1].set_value(3).run()  # k
+    at.sidebar.slider[2].set_value(0.05).run()  # minimum score
+    at.sidebar.selectbox[0].select("top").run()  # category
+    keyed(at.checkbox, "tag-model").check().run()  # a style control alone changes nothing searched
+    assert not at.exception and not at.error
+    assert at.calls == once
+    assert len(result_keys(at)) <= 3
+    at.sidebar.slider[0].set_value(0.6).run()  # the detector threshold: detect and embed again
+    assert at.calls["detect"] == 2 and at.calls["embed"] == 2
+
+
+def test_search_with_this_starts_the_style_controls_afresh(counted_app):
+    at = counted_app
+    pick_example(at)
+    keyed(at.selectbox, "tag-pattern").select("floral").run()
+    keyed(at.checkbox, "tag-model").check().run()
+    assert not at.button(key="generate").disabled
+    at.button(key=result_keys(at)[0]).click().run()
+    assert not at.exception
+    assert keyed(at.selectbox, "tag-pattern").value == "solid"  # the new garment's own tags
+    assert keyed(at.checkbox, "tag-model").value is False
+    assert at.button(key="generate").disabled
+
+
+def test_the_example_gallery_folds_once_an_example_is_chosen(app):
+    assert len([b for b in app.button if b.key.startswith("example-")]) == 8
+    pick_example(app)
+    assert not [b for b in app.button if b.key.startswith("example-")]  # the results move up
+    assert len(result_keys(app)) == 5
 
 
 def test_an_edit_the_editor_refuses_is_one_error(full_app, monkeypatch):
@@ -204,7 +298,7 @@ def test_an_edit_the_editor_refuses_is_one_error(full_app, monkeypatch):
 
     monkeypatch.setattr(at.editor, "edit", refuse)
     pick_example(at)
-    at.checkbox(key="tag-model").check().run()
+    keyed(at.checkbox, "tag-model").check().run()
     at.button(key="generate").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "pix2pix" in at.error[0].value
@@ -219,7 +313,7 @@ def test_a_bug_shows_as_a_bug_not_as_a_user_error(full_app, monkeypatch):
 
     monkeypatch.setattr(at.editor, "edit", broken)
     pick_example(at)
-    at.checkbox(key="tag-model").check().run()
+    keyed(at.checkbox, "tag-model").check().run()
     at.button(key="generate").click().run()
     assert at.exception and "a bug in the editor" in at.exception[0].message
     assert not at.error

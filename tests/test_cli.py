@@ -132,3 +132,17 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(built, monkeypatch):
     folder, tree = built
     with pytest.raises(RuntimeError, match="a bug"):
         main(["search", str(tree / "top" / "item_01.jpg"), "--catalog", str(folder)])
+
+
+def test_precision_is_the_cpus_by_default_recorded_and_fp32_forces_it(built, capsys):
+    from numbpie.embedder import resolve_precision
+
+    folder, tree = built
+    assert json.loads((folder / "index.json").read_text())["precision"] == resolve_precision("auto")
+    assert main(["index", "--catalog", str(folder), "--rebuild", "--precision", "fp32"]) == 0
+    assert json.loads((folder / "index.json").read_text())["precision"] == "fp32"
+    capsys.readouterr()
+    query = tree / "dress" / "item_04.jpg"
+    assert main(["search", str(query), "--catalog", str(folder), "-k", "1", "--no-detect", "--json",
+                 "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["image"] == str(query.absolute())

@@ -215,6 +215,43 @@ def test_a_tagunet_starts_as_the_identity_and_its_edit_moves_towards_the_truth(t
     assert (fake - batch["y"]).abs().mean() < 0.5 * (batch["x"] - batch["y"]).abs().mean()
 
 
+def test_a_tagunet_paints_added_parts_in_the_garment_colour_and_removed_ones_in_the_backdrop():
+    from gan.tagunet import OUTPUTS, TagUnet, backdrop_colour, garment_colour
+
+    net = TagUnet(c_dim=2, ngf=8, levels=2)
+    x = torch.full((1, 3, 16, 16), 0.9)
+    x[:, :, 4:12, 4:12] = torch.tensor([0.5, -0.6, 0.1])[None, :, None, None]  # a garment on a light backdrop
+    with torch.no_grad():
+        net.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0]))  # blend every pixel into the garment colour
+        painted = net(x, torch.zeros(1, 2))
+        net.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]))  # ... or into the backdrop
+        erased = net(x, torch.zeros(1, 2))
+    assert OUTPUTS == 5
+    assert torch.allclose(garment_colour(x)[0], torch.tensor([0.5, -0.6, 0.1]), atol=1e-6)
+    assert torch.allclose(backdrop_colour(x)[0], torch.full((3,), 0.9))
+    assert torch.allclose(painted, torch.tensor([0.5, -0.6, 0.1])[None, :, None, None].expand_as(x), atol=1e-6)
+    assert torch.allclose(erased, torch.full_like(x, 0.9), atol=1e-6)
+
+
+def test_a_tagunet_file_from_before_the_blend_outputs_loads_as_the_same_function():
+    from gan.tagunet import TagUnet, widen_output
+
+    torch.manual_seed(0)
+    net = TagUnet(c_dim=2, ngf=8, levels=2)
+    with torch.no_grad():
+        net.out.weight.normal_(0, 0.1)
+    old = {k: v.clone() for k, v in net.state_dict().items()}
+    old["out.weight"], old["out.bias"] = old["out.weight"][:3], old["out.bias"][:3]  # a 3-channel head
+    with torch.no_grad():
+        net.out.weight[3:] = 0
+        net.out.bias[3:] = 0
+        x = torch.rand(2, 3, 16, 16) * 2 - 1
+        expected = net(x, torch.ones(2, 2))
+        again = TagUnet(c_dim=2, ngf=8, levels=2)
+        again.load_state_dict(widen_output(old))
+        assert torch.equal(again(x, torch.ones(2, 2)), expected)
+
+
 def test_resuming_gives_the_same_weights_as_training_straight_through(tmp_path):
     train(options("stargan", tmp_path / "straight", 3), world=WORLD)
     train(options("stargan", tmp_path / "resumed", 2), world=WORLD)

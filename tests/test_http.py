@@ -239,6 +239,9 @@ def test_unknown_tags_are_422_naming_the_valid_ones(client, shots):
     assert_error(bad_json, 422, "not JSON")
     not_object = client.post("/search", files={"image": ("q.png", data, "image/png")}, data={"tags": '["fit"]'})
     assert_error(not_object, 422, "JSON object")
+    deep = client.post("/search", files={"image": ("q.png", data, "image/png")}, data={"tags": "[" * 1500})
+    assert_error(deep, 422, "nested too deep")
+    assert_error(post_search(client, data, tags={"fit": "x" * 3000}), 422, "longer than")
     no_tags = client.post("/edit", files={"image": ("q.png", data, "image/png")}, data={"tags": "{}"})
     assert_error(no_tags, 422, "at least one tag")
 

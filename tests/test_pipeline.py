@@ -121,3 +121,40 @@ def test_an_edit_the_editor_cannot_make_is_a_user_error(pipeline, image_tree):
     with pytest.raises(UserError, match="stripes_add needs a CycleGAN"):
         pipeline.search(image_tree / "top" / "item_01.jpg", tags={"pattern": "stripes"},
                         current={"category": "top", "pattern": "solid"})
+
+
+def test_rank_re_searches_a_prepared_query_without_embedding_again(pipeline, image_tree, monkeypatch):
+    prepared = pipeline.prepare(image_tree / "top" / "item_01.jpg")
+    assert prepared.matches == [] and prepared.vector.shape == (1, pipeline.embedder.dim)
+
+    def no_embedding(images):
+        raise AssertionError("rank must not embed")
+
+    monkeypatch.setattr(pipeline.embedder, "embed", no_embedding)
+    three = pipeline.rank(prepared, 3)
+    tops = pipeline.rank(prepared, 5, category="top", min_score=0.1)
+    assert len(three.matches) == 3 and prepared.matches == []  # the prepared query is left as it was
+    assert all(m.product.category == "top" and m.score >= 0.1 for m in tops.matches)
+    assert [m.product.id for m in three.matches] == [m.product.id for m in pipeline.rank(prepared, 5).matches[:3]]
+    assert list(tops.timings) == ["load", "embed", "search", "lookup"]
+
+
+def test_a_catalog_product_is_searched_with_its_indexed_vector(pipeline, monkeypatch):
+    product = pipeline.catalog.get([pipeline.catalog.ids()[3]])[0]
+
+    def no_embedding(images):
+        raise AssertionError("a catalog product is never embedded again")
+
+    monkeypatch.setattr(pipeline.embedder, "embed", no_embedding)
+    query = pipeline.product_query(product.id)
+    assert query.product == product and query.crop.size == Image.open(product.image).size
+    assert query.vector == pytest.approx(pipeline.index.vectors([product.id]))
+    result = pipeline.rank(query, 4)
+    ids = [m.product.id for m in result.matches]
+    assert len(ids) == 4 and product.id not in ids  # the query itself is shown as the query, not as a match
+    assert ids == [m.product.id for m in pipeline.similar(product.id, 4)]
+
+
+def test_a_product_no_longer_in_the_catalog_is_a_user_error(pipeline):
+    with pytest.raises(UserError, match="no longer in this catalog"):
+        pipeline.product_query(10_000)

@@ -19,9 +19,15 @@ _DONE = "demo.json"
 
 
 def default_folder() -> Path:
-    """Where the demo catalog lives: $NUMBPIE_DATA/demo, by default data/demo in the checkout."""
-    data = os.environ.get("NUMBPIE_DATA", Path(__file__).resolve().parents[2] / "data")
-    return Path(data) / "demo"
+    """Where the demo catalog lives: $NUMBPIE_DATA/demo, by default numbpie/demo in the user's cache folder.
+
+    Never inside the checkout: Streamlit watches the app's folder recursively, and each of the
+    demo's ~1,200 rendered files would wake its file watcher (an inotify storm on first start).
+    """
+    if "NUMBPIE_DATA" in os.environ:
+        return Path(os.environ["NUMBPIE_DATA"]) / "demo"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "numbpie" / "demo"
 
 
 def default_products() -> int:

@@ -3,8 +3,8 @@
     python -m numbpie serve [--catalog DIR] [--host 127.0.0.1] [--port 8000] [--api-key-file FILE]
 
 Handlers hold no logic the page lacks; a user's mistake (`numbpie.errors.UserError`) becomes a
-4xx `{"error": sentence}` in one exception handler. Off loopback every request but /health needs
-`Authorization: Bearer <key>`.
+4xx `{"error": sentence}` in one exception handler. With a key (required off loopback), every
+request but /health needs `Authorization: Bearer <key>`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = ["MAX_BODY_BYTES", "create_app", "read_api_key", "serve"]
 # The page's upload limit plus room for the multipart framing and the tags field.
 MAX_BODY_BYTES = images.DEFAULT_MAX_BYTES + 64_000
 MIN_KEY_CHARS = 16
+MAX_TAGS_CHARS = 2_000  # a few attribute: value pairs; error messages quote the values
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id would overflow in the lookup, not miss
 OPEN_PATHS = frozenset({"/health"})
 
@@ -102,10 +103,14 @@ def _tags(text: str | None) -> dict:
     """The `tags` form field: a JSON object such as {"sleeve_length": "short"}; empty means none."""
     if not text or not text.strip():
         return {}
+    if len(text) > MAX_TAGS_CHARS:
+        raise TagError(f"The tags field is longer than {MAX_TAGS_CHARS:,} characters; send an object such as "
+                       '{"fit": "loose"}.')
     try:
         tags = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise TagError(f"The tags field is not JSON ({error.msg}); send an object such as "
+    except (json.JSONDecodeError, RecursionError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deep"
+        raise TagError(f"The tags field is not JSON ({reason}); send an object such as "
                        '{"fit": "loose"}.') from None
     if not isinstance(tags, dict):
         raise TagError('The tags field must be a JSON object such as {"fit": "loose"}.')

@@ -4,19 +4,24 @@ Two kinds of work: catalog rows that have no vector yet (e.g. a synth dataset's 
 new rows from an import source, which enter the catalog only once their vectors are saved.
 Loading drops vectors whose rows never committed, so after a kill at any point the index
 matches the catalog, and a rerun finishes the job with nothing lost or duplicated.
+Where the images are embedded is pluggable (`embed_paths`): here by default, or on a Ray
+cluster (`numbpie.app.ray_index`); the bookkeeping above is the same for both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from numbpie import images
 from numbpie.catalog import Catalog
+from numbpie.embedder import matching
 from numbpie.errors import CatalogError, IndexMismatchError
 from numbpie.index import DEFAULT_FACTORY, Index
 
-__all__ = ["CATALOG_FILE", "index_catalog", "open_catalog", "require_catalog"]
+__all__ = ["CATALOG_FILE", "index_catalog", "open_catalog", "read_image", "require_catalog"]
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -34,23 +39,43 @@ def require_catalog(folder: str | Path) -> None:
 
 def _open_index(folder: Path, catalog: Catalog, embedder, factory: str, rebuild: bool) -> Index:
     if rebuild or not (folder / "index.json").exists():
-        return Index(embedder.dim, embedder.identity, factory)
+        return Index(embedder.dim, embedder.identity, factory, precision=embedder.precision)
     try:
         return Index.load(folder, embedder=embedder.identity, keep_ids=catalog.ids())
     except IndexMismatchError as error:
         raise IndexMismatchError(f"{error} Or pass --rebuild to start over.") from None
 
 
-def _load_all(paths: Sequence, skipped: list[str]) -> list:
-    """Each path's image, or None (with a message in `skipped`) where it cannot be read."""
-    pictures = []
+def read_image(path) -> tuple:
+    """`(image, "")`, or `(None, why)` where the file cannot be used: one rule for every embedding path."""
+    try:
+        return images.load(path), ""
+    except images.ImageError as error:
+        return None, str(error)
+
+
+def _embed_here(embedder, size: int) -> Callable[[Sequence], Iterator[tuple]]:
+    """`embed_paths` that loads and embeds `size` images at a time in this process: the reference."""
+    def embed_paths(paths: Sequence) -> Iterator[tuple]:
+        for chunk in _chunks(list(paths), size):
+            loaded = [read_image(path) for path in chunk]
+            vectors = iter(embedder.embed([pic for pic, _ in loaded if pic is not None]))
+            for pic, why in loaded:
+                yield (next(vectors) if pic is not None else None), why
+    return embed_paths
+
+
+def _take(embedded: Iterator[tuple], paths: Sequence, skipped: list[str]) -> tuple[list, list[bool]]:
+    """The next `len(paths)` results: the vectors of readable images and, per path, whether it was."""
+    vectors, ok = [], []
     for path in paths:
-        try:
-            pictures.append(images.load(path))
-        except images.ImageError as error:
-            pictures.append(None)
-            skipped.append(f"skipped {path}: {error}")
-    return pictures
+        vector, why = next(embedded)
+        if vector is None:
+            skipped.append(f"skipped {path}: {why}")
+        else:
+            vectors.append(vector)
+        ok.append(vector is not None)
+    return vectors, ok
 
 
 def _chunks(items: list, size: int):
@@ -66,38 +91,45 @@ def index_catalog(
     rebuild: bool = False,
     checkpoint_every: int = 128,
     progress: Callable[[int, int], None] | None = None,
+    embed_paths: Callable[[Sequence], Iterable[tuple]] | None = None,
 ) -> tuple[Index, list[str]]:
     """Embed catalog products without vectors, then import and embed new `rows`.
 
     `rows` are catalog rows `(image, title, category, attributes, metadata)`; those whose image
     is already in the catalog are skipped. Returns the index and messages: unreadable images
     (such products are left out), or an index too small to train yet. Safe to kill at any point and run again.
+    `embed_paths(paths)`, when given, embeds elsewhere: it yields `(vector, "")` or `(None, why)`
+    per path, in order; `embedder` then only names the index's embedder.
     """
     folder = Path(folder)
     catalog = open_catalog(folder)
     index = _open_index(folder, catalog, embedder, factory, rebuild)
+    if embed_paths is None:  # new vectors in the index's precision, unless they agree with it
+        embedder = matching(embedder, index, catalog)
     done = set(index.ids().tolist())
     missing = [i for i in catalog.ids() if i not in done]
     new = [row for row in rows if not catalog.has_image(row[0])]
     total, count, skipped = len(missing) + len(new), 0, []
     if progress:
         progress(0, total)
+    # Fetched 500 at a time: SQLite caps the parameters of one query.
+    paths = [p.image for part in _chunks(missing, 500) for p in catalog.get(part)] + [row[0] for row in new]
+    embedded = iter((embed_paths or _embed_here(embedder, checkpoint_every))(paths) if paths else ())
     for chunk in _chunks(missing, checkpoint_every):
-        products = catalog.get(chunk)
-        pictures = _load_all([p.image for p in products], skipped)
-        _add(index, embedder, chunk, pictures)
+        vectors, ok = _take(embedded, paths[count:count + len(chunk)], skipped)
+        _add(index, vectors, [i for i, good in zip(chunk, ok, strict=True) if good])
         index.save(folder)
-        catalog.remove([i for i, pic in zip(chunk, pictures, strict=True) if pic is None])
+        catalog.remove([i for i, good in zip(chunk, ok, strict=True) if not good])
         count += len(chunk)
         if progress:
             progress(count, total)
     for chunk in _chunks(new, checkpoint_every):
-        pictures = _load_all([row[0] for row in chunk], skipped)
-        good = [row for row, pic in zip(chunk, pictures, strict=True) if pic is not None]
+        vectors, ok = _take(embedded, paths[count:count + len(chunk)], skipped)
+        good = [row for row, keep in zip(chunk, ok, strict=True) if keep]
         # Fresh ids above every id ever used, so a vector left by a kill is never reused.
         first = max(catalog.max_id(), int(index.ids().max(initial=0))) + 1
         ids = list(range(first, first + len(good)))
-        _add(index, embedder, ids, [pic for pic in pictures if pic is not None])
+        _add(index, vectors, ids)
         index.save(folder)
         catalog.add_many(good, ids=ids)
         count += len(chunk)
@@ -120,7 +152,6 @@ def _manifest_is_stale(folder: Path, index: Index) -> bool:
         return True
 
 
-def _add(index: Index, embedder, ids: list[int], pictures: list) -> None:
-    keep = [(i, pic) for i, pic in zip(ids, pictures, strict=True) if pic is not None]
-    if keep:
-        index.add(embedder.embed([pic for _, pic in keep]), [i for i, _ in keep])
+def _add(index: Index, vectors: list, ids: list[int]) -> None:
+    if ids:
+        index.add(np.stack(vectors), ids)

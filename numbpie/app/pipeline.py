@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from detector import Detection, crops
@@ -19,7 +21,7 @@ from numbpie.app.indexer import open_catalog, require_catalog
 from numbpie.attributes import validate_tags
 from numbpie.catalog import Catalog, Product
 from numbpie.embedder import Embedder
-from numbpie.errors import EditError, OptionError
+from numbpie.errors import CatalogError, EditError, OptionError
 from numbpie.index import Index
 from numbpie.tagger import Tagger
 
@@ -48,6 +50,8 @@ class Result:
     edit: Edit | None = None  # when tags (or the model view) were applied
     matches: list[Match] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    vector: np.ndarray | None = None  # the query's unit vector (1, D), what `Pipeline.rank` searches with
+    product: Product | None = None  # the catalog product the query is, if it is one (never among its matches)
 
     @property
     def query(self) -> Image.Image:
@@ -96,6 +100,7 @@ class Pipeline:
             embedder = embedders.load(embedder)
         ids = catalog.ids()
         index = Index.load(folder, embedder=embedder.identity, count=len(ids), keep_ids=ids)
+        embedder = embedders.matching(embedder, index, catalog)  # queries in the index's precision
         return cls(catalog, index, embedder, detector, editor, tagger)
 
     def search(self, source, k: int = 5, *, tags: dict | None = None, model_view: bool = False,
@@ -107,6 +112,16 @@ class Pipeline:
         `tags` restyle the garment before the search; `current` are its present tags (the
         editor needs them to know what to change; without them the pipeline's tagger reads them).
         """
+        result = self.prepare(source, tags=tags, model_view=model_view, current=current, box=box, detect=detect,
+                              threshold=threshold)
+        return self.rank(result, k, min_score=min_score, category=category)
+
+    def prepare(self, source, *, tags: dict | None = None, model_view: bool = False, current: dict | None = None,
+                box=None, detect: bool = True, threshold: float | None = None) -> Result:
+        """A query up to its vector (load, detect/crop, edit, embed), without matches; `rank` then searches.
+
+        A front end keeps it while the photo, crop and tags stay the same, so a filter change only re-searches.
+        """
         timings: dict[str, float] = {}
         with _timed(timings, "load"):
             image = source.convert("RGB") if isinstance(source, Image.Image) else images.load(source)
@@ -114,10 +129,29 @@ class Pipeline:
         if tags or model_view:
             result.edit = self.edit(result.crop, tags or {}, model_view, current, timings)
         with _timed(timings, "embed"):
-            vector = self.embedder.embed([result.query])
-        result.matches = self._retrieve(vector, k, min_score, category, timings)
+            result.vector = self.embedder.embed([result.query])
         result.timings = timings
         return result
+
+    def product_query(self, product_id: int) -> Result:
+        """A catalog product as the query: its picture and its indexed vector (nothing is detected or embedded)."""
+        timings: dict[str, float] = {}
+        with _timed(timings, "product"):
+            try:
+                [product] = self.catalog.get([product_id])
+                vector = self.index.vectors([product_id])
+            except KeyError:
+                raise CatalogError(f"Product {product_id} is no longer in this catalog; pick another one.") from None
+            image = images.load(product.image)
+        return Result(image, image, None, vector=vector, product=product, timings=timings)
+
+    def rank(self, result: Result, k: int = 5, *, min_score: float = 0.0, category: str | None = None) -> Result:
+        """A copy of a prepared `result` with its top-k matches; only the index search and the lookup run."""
+        timings = {step: t for step, t in result.timings.items() if step not in ("search", "lookup")}
+        own = result.product.id if result.product is not None else None
+        matches = self._retrieve(result.vector, k + (own is not None), min_score, category, timings)
+        matches = [m for m in matches if m.product.id != own][:k]
+        return dataclasses.replace(result, matches=matches, timings=timings)
 
     def _locate(self, image, box, detect, threshold, timings) -> Result:
         if box is not None:
