@@ -17,7 +17,7 @@ from numbpie import catalog as catalogs
 from numbpie import embedder as embedders
 from numbpie import images
 from numbpie import tagger as taggers
-from numbpie.app import assemble
+from numbpie.app import assemble, threads
 from numbpie.app.indexer import index_catalog, open_catalog, require_catalog
 from numbpie.errors import CatalogError, OptionError, UserError, WeightsError
 from numbpie.evaluation import edits
@@ -55,6 +55,7 @@ def cmd_index(args) -> int:
     name = args.embedder
     if name is None and not args.rebuild and (folder / "index.json").exists():
         name = Index.read_manifest(folder)["embedder"]["name"]  # extend with what built it
+    threads.configure()  # the product's one thread policy, as open_pipeline applies it for search
     embedder = embedders.load(name, precision=args.precision)  # fail on a bad name before touching the catalog
     rows = []
     if args.source:

@@ -36,3 +36,19 @@ def test_a_bad_override_is_one_clear_sentence(policy, monkeypatch, value):
     monkeypatch.setenv("NUMBPIE_THREADS", value)
     with pytest.raises(OptionError, match="NUMBPIE_THREADS must be a whole number"):
         policy.configure()
+
+
+def test_numbpie_index_applies_the_policy_before_it_loads_the_embedder(monkeypatch, tmp_path, capsys):
+    from numbpie import cli
+    from numbpie.errors import WeightsError
+
+    calls = []
+    monkeypatch.setattr(cli.threads, "configure", lambda: calls.append("threads"))
+
+    def load(name, precision=None):
+        calls.append("embedder")
+        raise WeightsError("stop here")
+
+    monkeypatch.setattr(cli.embedders, "load", load)
+    assert cli.main(["index", str(tmp_path), "--catalog", str(tmp_path / "catalog")]) == 2
+    assert calls == ["threads", "embedder"]
