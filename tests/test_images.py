@@ -95,6 +95,40 @@ def test_exif_orientation_6_rotates_upright():
     assert near(image.getpixel((10, 35)), BLUE)
 
 
+GREEN = (0, 255, 0)
+
+
+# Where the stored quadrants (red top left, blue top right, green bottom left, white bottom right)
+# are shown for each EXIF orientation, read as (top left, top right, bottom left, bottom right).
+SHOWN = {
+    1: (RED, BLUE, GREEN, WHITE),
+    2: (BLUE, RED, WHITE, GREEN),  # mirrored left-right
+    3: (WHITE, GREEN, BLUE, RED),  # turned 180°
+    4: (GREEN, WHITE, RED, BLUE),  # mirrored top-bottom
+    5: (RED, GREEN, BLUE, WHITE),  # mirrored across the main diagonal
+    6: (GREEN, RED, WHITE, BLUE),  # turned 90° clockwise
+    7: (WHITE, BLUE, GREEN, RED),  # mirrored across the other diagonal
+    8: (BLUE, WHITE, RED, GREEN),  # turned 90° counter-clockwise
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(SHOWN))
+def test_every_exif_orientation_is_shown_upright(orientation):
+    stored = Image.new("RGB", (40, 20), RED)
+    stored.paste(BLUE, (20, 0, 40, 10))
+    stored.paste(GREEN, (0, 10, 20, 20))
+    stored.paste(WHITE, (20, 10, 40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image = load(encode(stored, "JPEG", exif=exif.tobytes(), quality=95))
+    width, height = (40, 20) if orientation <= 4 else (20, 40)
+    assert image.size == (width, height)
+    centres = [(width // 4, height // 4), (3 * width // 4, height // 4),
+               (width // 4, 3 * height // 4), (3 * width // 4, 3 * height // 4)]
+    shown = [image.getpixel(c) for c in centres]
+    assert all(near(p, e, tol=30) for p, e in zip(shown, SHOWN[orientation], strict=True)), shown
+
+
 def test_corrupt_exif_is_ignored_without_warnings():
     broken = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00"
     image = load(encode(Image.new("RGB", (8, 6), RED), "JPEG", exif=broken))
