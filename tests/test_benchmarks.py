@@ -96,3 +96,26 @@ def test_the_headline_quotes_the_products_own_paths_not_the_fastest_comparison()
     assert "p50 30 ms" in lines[0] and label in lines[0]
     assert "p50 55 ms" in lines[1] and label in lines[1]
     assert "p50 20.0 ms" in lines[2] and "80% of the read bandwidth" in lines[2]
+    assert "own default, same run) 5 ms" in lines[0]  # the product before, as a comparison
+
+
+def test_every_headline_figure_says_whose_path_it_is_and_its_command():
+    from benchmarks.write import headline
+
+    results = {
+        "product": {"rows": [{"config": "page path: bundled 128 px bf16, thread policy 2", "step": "total",
+                              "p50_ms": 30.0}]},
+        "embed": {"throughput": [{"input_px": 299, "batch": 16, "threads": 2, "images_per_s": 15.0, "gflops": 170.0}],
+                  "precision": [{"input_px": 299, "variant": "bf16", "speedup": 3.0, "cosine_min": 1.0,
+                                 "cosine_mean": 1.0}]},
+        "search": {"rows": [{"data": "clustered", "n": 10**6, "index": "IVF-SQ8", "factory": "IVF1024,SQ8",
+                             "param": "nprobe=1", "p50_ms": 0.5, "recall_at_5": 0.97, "bytes_per_vector": 2064}]},
+        "flat": {"rows": [{"engine": "numbpie Index.search", "threads": 2, "p50_ms": 20.0, "gb_per_s": 57.2,
+                           "of_bandwidth": 0.8}]},
+    }
+    lines = headline(results, 200.0, 75.0)
+    assert len(lines) == 5
+    for line in lines:
+        assert line.startswith(("**Product's path.**", "**Comparison.**")), line
+        assert "`python -m benchmarks.run --skip " in line, line
+    assert [line.startswith("**Product's path.**") for line in lines] == [True, False, False, False, True]
