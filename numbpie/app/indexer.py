@@ -54,9 +54,9 @@ def read_image(path) -> tuple:
         return None, str(error)
 
 
-def _embed_here(embedder, size: int) -> Callable[[Sequence], Iterator[tuple]]:
+def _embed_here(size: int) -> Callable[[Sequence, object], Iterator[tuple]]:
     """`embed_paths` that loads and embeds `size` images at a time in this process: the reference."""
-    def embed_paths(paths: Sequence) -> Iterator[tuple]:
+    def embed_paths(paths: Sequence, embedder) -> Iterator[tuple]:
         for chunk in _chunks(list(paths), size):
             loaded = [read_image(path) for path in chunk]
             vectors = iter(embedder.embed([pic for pic, _ in loaded if pic is not None]))
@@ -91,21 +91,20 @@ def index_catalog(
     rebuild: bool = False,
     checkpoint_every: int = 128,
     progress: Callable[[int, int], None] | None = None,
-    embed_paths: Callable[[Sequence], Iterable[tuple]] | None = None,
+    embed_paths: Callable[[Sequence, object], Iterable[tuple]] | None = None,
 ) -> tuple[Index, list[str]]:
     """Embed catalog products without vectors, then import and embed new `rows`.
 
     `rows` are catalog rows `(image, title, category, attributes, metadata)`; those whose image
     is already in the catalog are skipped. Returns the index and messages: unreadable images
     (such products are left out), or an index too small to train yet. Safe to kill at any point and run again.
-    `embed_paths(paths)`, when given, embeds elsewhere: it yields `(vector, "")` or `(None, why)`
-    per path, in order; `embedder` then only names the index's embedder.
+    `embed_paths(paths, embedder)`, when given, embeds elsewhere with the same network in
+    `embedder.precision`: it yields `(vector, "")` or `(None, why)` per path, in order.
     """
     folder = Path(folder)
     catalog = open_catalog(folder)
     index = _open_index(folder, catalog, embedder, factory, rebuild)
-    if embed_paths is None:  # new vectors in the index's precision, unless they agree with it
-        embedder = matching(embedder, index, catalog)
+    embedder = matching(embedder, index, catalog)  # new vectors in the index's precision, unless they agree
     done = set(index.ids().tolist())
     missing = [i for i in catalog.ids() if i not in done]
     new = [row for row in rows if not catalog.has_image(row[0])]
@@ -114,7 +113,7 @@ def index_catalog(
         progress(0, total)
     # Fetched 500 at a time: SQLite caps the parameters of one query.
     paths = [p.image for part in _chunks(missing, 500) for p in catalog.get(part)] + [row[0] for row in new]
-    embedded = iter((embed_paths or _embed_here(embedder, checkpoint_every))(paths) if paths else ())
+    embedded = iter((embed_paths or _embed_here(checkpoint_every))(paths, embedder) if paths else ())
     for chunk in _chunks(missing, checkpoint_every):
         vectors, ok = _take(embedded, paths[count:count + len(chunk)], skipped)
         _add(index, vectors, [i for i, good in zip(chunk, ok, strict=True) if good])

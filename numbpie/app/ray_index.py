@@ -27,13 +27,14 @@ __all__ = ["EmbedBatch", "RayEmbed", "index_with_ray"]
 class EmbedBatch:
     """The `map_batches` callable: one embedder per actor, `{pos, path}` batches in, vectors out."""
 
-    def __init__(self, embedder: str, identity: dict, threads: int = 1):
+    def __init__(self, embedder: str, identity: dict, precision: str, threads: int = 1):
         import torch
 
         from numbpie import embedder as embedders
 
         torch.set_num_threads(max(1, threads))
-        self.embedder = embedders.load(embedder)
+        # The driver's precision, not this node's "auto": one index holds vectors of one precision.
+        self.embedder = embedders.load(embedder, precision=precision)
         if self.embedder.identity != identity:  # a node with other weights would mix vector spaces
             raise WeightsError(f"Embedder {embedder!r} on this node is {self.embedder.identity}, the driver's "
                                f"is {identity}; install the same weights on every node.")
@@ -50,27 +51,30 @@ class EmbedBatch:
 class RayEmbed:
     """`embed_paths` for `index_catalog` that runs on Ray; joins `address` or starts a local instance.
 
-    Ray starts on the first call with images to embed (a finished catalog never starts it);
-    `shutdown` stops a local instance this object started, or leaves the cluster it joined.
+    Ray starts on the first call with images to embed (a finished catalog never starts it); each
+    actor loads `embedder` (a name or path) and checks it against the driver's identity and
+    precision. `shutdown` stops a local instance this object started, or leaves the cluster it joined.
     """
 
-    def __init__(self, embedder: str, identity: dict, address: str | None = None, actors: int = 2,
+    def __init__(self, embedder: str, address: str | None = None, actors: int = 2,
                  batch_size: int = 32, cpus_per_actor: int = 1, object_store_memory: int | None = None):
         if actors < 1 or batch_size < 1 or cpus_per_actor < 1:
             raise OptionError("--ray-actors, --ray-batch-size and --ray-cpus-per-actor must be at least 1.")
         path = Path(embedder)
         # Actors resolve the name themselves, maybe in another working directory.
         self.embedder = str(path.resolve()) if path.exists() else embedder
-        self.identity, self.address = identity, address
+        self.address = address
         self.actors, self.batch_size, self.cpus_per_actor = actors, batch_size, cpus_per_actor
         self.object_store_memory = object_store_memory
         self._connected = False
 
-    def __call__(self, paths: Sequence) -> Iterator[tuple]:
+    def __call__(self, paths: Sequence, embedder) -> Iterator[tuple]:
         if not paths:
             return
         self._connect()
-        for batch in self._batches([str(path) for path in paths]):
+        # Absolute: a SOURCE given relative to the driver's directory means nothing to an actor.
+        absolute = [str(Path(path).absolute()) for path in paths]
+        for batch in self._batches(absolute, embedder.identity, embedder.precision):
             for vector, why in zip(batch["vector"], batch["error"], strict=True):
                 yield (None if why else vector), str(why)
 
@@ -92,11 +96,12 @@ class RayEmbed:
                 raise OptionError(f"The Ray cluster at {self.address} has {have:g} CPUs; {self.actors} actors "
                                   f"of {self.cpus_per_actor} CPU need {need}. Lower --ray-actors or add nodes.")
         else:  # logical CPUs: the pool asked for always fits, even past the cores there are
-            ray.init(num_cpus=max(os.cpu_count() or 1, need), object_store_memory=self.object_store_memory,
-                     **common)
+            # "local": a new instance, never a cluster found through RAY_ADDRESS or /tmp/ray.
+            ray.init(address="local", num_cpus=max(os.cpu_count() or 1, need),
+                     object_store_memory=self.object_store_memory, **common)
         self._connected = True
 
-    def _batches(self, paths: list[str]) -> Iterator[dict]:
+    def _batches(self, paths: list[str], identity: dict, precision: str) -> Iterator[dict]:
         """Ray Data blocks of `{pos, vector, error}`, checked to arrive in path order."""
         for handler in logging.getLogger("ray.data").handlers:  # set up when ray.data is first used
             if isinstance(handler, logging.StreamHandler):  # the console, not the session log file
@@ -105,14 +110,16 @@ class RayEmbed:
         context.execution_options.preserve_order = True  # results in product-id order
         context.enable_progress_bars = False  # the driver draws one bar for the whole run
         context.print_on_execution_start = False
-        # Small blocks: a failed node costs a retry of a few batches, not of its whole share.
-        blocks = max(1, min(math.ceil(len(paths) / (4 * self.batch_size)), 10_000))
+        # Small blocks: a failed node costs a retry of a few batches, not of its whole share;
+        # and at least one per actor, or a short run leaves actors idle.
+        blocks = max(min(self.actors, len(paths)),
+                     min(math.ceil(len(paths) / (4 * self.batch_size)), 10_000))
         items = ray.data.from_items([{"pos": i, "path": p} for i, p in enumerate(paths)],
                                     override_num_blocks=blocks)
         vectors = items.map_batches(
             EmbedBatch, batch_size=self.batch_size, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=self.cpus_per_actor,
-            fn_constructor_kwargs={"embedder": self.embedder, "identity": self.identity,
+            fn_constructor_kwargs={"embedder": self.embedder, "identity": identity, "precision": precision,
                                    "threads": self.cpus_per_actor})
         expected = 0
         for batch in vectors.iter_batches(batch_size=None, batch_format="numpy"):
@@ -134,11 +141,11 @@ def index_with_ray(folder: str | Path, embedder, embedder_name: str, rows: Seque
                    object_store_memory: int | None = None, **options):
     """`index_catalog` with the embedding on Ray: the same `(index, messages)`, the same files.
 
-    `embedder` is the driver's copy (for the index's manifest); each actor loads `embedder_name`.
+    `embedder` is the driver's copy: it names the index's embedder and precision (and checks an
+    index's stored vectors, as without Ray); each actor loads `embedder_name` in that precision.
     `options` go to `index_catalog` (factory, rebuild, checkpoint_every, progress).
     """
-    embed = RayEmbed(embedder_name, embedder.identity, address, actors, batch_size, cpus_per_actor,
-                     object_store_memory)
+    embed = RayEmbed(embedder_name, address, actors, batch_size, cpus_per_actor, object_store_memory)
     try:
         return index_catalog(folder, embedder, rows, embed_paths=embed, **options)
     finally:
