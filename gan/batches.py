@@ -19,6 +19,7 @@ from numbpie.errors import TrainingError
 from numbpie.synth.dataset import TRAIN_SEEDS
 
 from .editor import SHAPE_LAYOUT, encode_label, to_tensor
+from .prints import true_edit
 
 __all__ = [
     "PATTERN_LAYOUT",
@@ -38,11 +39,11 @@ PATTERN_LAYOUT = (("pattern", ATTRIBUTES["pattern"]),)
 
 
 def synth_world() -> SimpleNamespace:
-    """The renderer: numbpie.synth's random_spec, render_product and render_model."""
+    """The renderer: numbpie.synth's random_spec, render_product and render_model, and the true edit (gan.prints)."""
     from numbpie.synth import random_spec, render_model, render_product
 
     return SimpleNamespace(
-        random_spec=random_spec, render_product=render_product, render_model=render_model
+        random_spec=random_spec, render_product=render_product, render_model=render_model, true_edit=true_edit
     )
 
 
@@ -125,7 +126,7 @@ def pix2pix_batch(world, seeds, rng, size: int) -> dict[str, torch.Tensor]:
 
 
 def pattern_batch(world, seeds, rng: np.random.Generator, size: int) -> dict[str, torch.Tensor]:
-    """Products, the same products with another pattern, and the target pattern as a label.
+    """Products, the same products after a pattern edit (`world.true_edit`: the house prints), and the target.
 
     One pair in eight keeps its pattern (target = current), so the editor learns to leave a
     garment alone when nothing is asked.
@@ -135,9 +136,9 @@ def pattern_batch(world, seeds, rng: np.random.Generator, size: int) -> dict[str
         spec = world.random_spec(int(seed))
         same = rng.random() < 0.125
         value = spec.pattern if same else str(rng.choice([v for v in ATTRIBUTES["pattern"] if v != spec.pattern]))
-        edited = dataclasses.replace(spec, pattern=value)
-        x.append(world.render_product(spec, size=size))
-        y.append(world.render_product(edited, size=size))
+        source = world.render_product(spec, size=size)
+        x.append(source)
+        y.append(world.true_edit(spec, {"pattern": value}, size=size, source=source))
         c_trg.append(encode_label({"pattern": value}, PATTERN_LAYOUT))
     return {"x": _stack(x, size), "y": _stack(y, size), "c_trg": torch.tensor(c_trg)}
 

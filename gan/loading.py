@@ -17,6 +17,7 @@ from numbpie.weights import DOWNLOADS_DIR, WeightsError, entry, names, resolve
 
 from .editor import FASHION_GAN_LABELS, Editor, Layout, StyleEditor, encode_label
 from .models import Generator, ResnetGenerator, UnetGenerator
+from .prints import HOUSE_PRINTS
 from .tagunet import FixedTags, TagUnet, widen_output
 
 __all__ = ["IMAGE_SIZES", "build", "detect", "load", "load_bundled", "load_fashion_gan", "pattern_editors", "read_weights", "save"]
@@ -174,10 +175,13 @@ def _load_tagunet(path: Path, entry: Mapping, state, metadata, family, image_siz
     found = metadata.get("family", "stargan")
     if family is not None and family != found:
         raise WeightsError(f"{path} holds a {found} editor, not a {family} one.")
-    net: nn.Module = TagUnet(**json.loads(metadata["config"]))
-    if "condition" in metadata:
-        net = FixedTags(net, json.loads(metadata["condition"]))
-    state = widen_output(dict(state))  # files from before the blend outputs load as the same function
+    unet = TagUnet(**json.loads(metadata["config"]))
+    if unet.prints and metadata.get("house_prints") != HOUSE_PRINTS:
+        raise WeightsError(f"{path} was trained on house prints version {metadata.get('house_prints')}, and this "
+                           f"code draws version {HOUSE_PRINTS}; retrain it (python -m gan.train tagunet --edits pattern).")
+    net: nn.Module = FixedTags(unet, json.loads(metadata["condition"])) if "condition" in metadata else unet
+    # files from before the blend outputs load as the same function
+    state = widen_output(dict(state), unet.out.out_channels)
     _fill(net, state, found, f"{path} does not match a TagUnet of sizes {metadata['config']}")
     layout = tuple((name, tuple(values)) for name, values in json.loads(metadata.get("layout", "[]")))
     size = int(image_size or entry.get("image_size") or metadata["image_size"])
@@ -212,7 +216,8 @@ def _tagunet_metadata(net: nn.Module) -> dict[str, str]:
     """The file metadata that rebuilds a TagUnet (and a FixedTags target) without pickle."""
     if isinstance(net, FixedTags):
         return {**_tagunet_metadata(net.net), "condition": json.dumps(net.label[0].tolist())}
-    return {"arch": "tagunet", "config": json.dumps(net.config)}
+    prints = {"house_prints": HOUSE_PRINTS} if net.prints else {}
+    return {"arch": "tagunet", "config": json.dumps(net.config), **prints}
 
 
 def save(editor: Editor, path: str | Path) -> Path:

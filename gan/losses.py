@@ -155,9 +155,10 @@ def tagunet_step(nets, optims, batch, opt) -> dict[str, float]:
 
     The critic also learns that a true edit under the wrong tags is fake, so it judges whether
     the requested change was made, not only whether the image looks real. The generator's
-    L1 to the true edit weights the changed pixels (`l1_focus`); `lambda_low` adds an L1 of
-    4x-pooled images, which asks for the right colours and layout without asking a stochastic
-    texture (flowers) to match the true one pixel by pixel.
+    L1 to the true edit weights the changed pixels (`l1_focus`); `lambda_low` (off by default)
+    adds an L1 of 4x-pooled images, which asks for the right colours and layout without asking
+    a texture to match the true one pixel by pixel (pattern truths use fixed house prints, so
+    plain L1 fits them).
     """
     G, D = nets["G"], nets["D"]
     x, y, c = batch["x"], batch["y"], batch["c_trg"]

@@ -5,7 +5,9 @@ beside the image and again at the bottleneck; the
 skip connections carry the garment's own colour and texture to the output. The generator
 predicts the change to its input plus two blend weights per pixel: towards the garment's mean
 colour (a sleeve or hem the edit adds) and towards the backdrop (one it removes); group norm
-washes absolute colours out of the features, so these paths keep them exact. Its last
+washes absolute colours out of the features, so these paths keep them exact. A pattern TagUnet
+(`prints` names its label's patterns) has a third weight, towards the target's house print on
+the garment's ground colour (gan.prints), so flowers and stripes come out crisp. Its last
 convolution starts at zero, so it starts as the identity, which is what lets it learn an edit
 on a CPU.
 
@@ -16,12 +18,15 @@ CycleGAN-style directions ('floral_add', 'stripes_remove', ...) of a StyleEditor
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FixedTags", "TagUnet", "widen_output"]
+from .prints import backdrop_colour, ground_colour, house_print
+
+__all__ = ["FixedTags", "TagUnet", "backdrop_colour", "garment_colour", "widen_output"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -35,12 +40,6 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 OUTPUTS = 5  # change (RGB), weight towards the garment colour, weight towards the backdrop
 
 
-def backdrop_colour(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3) median colour of the image's border: the backdrop behind the garment."""
-    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
-    return border.median(dim=2).values
-
-
 def garment_colour(x: torch.Tensor) -> torch.Tensor:
     """(N, 3) mean colour of the pixels that differ from the image's border (its backdrop).
 
@@ -52,11 +51,11 @@ def garment_colour(x: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)
 
 
-def widen_output(state: dict) -> dict:
-    """A state dict from a TagUnet with a 3-channel output, given the blend weights at zero (same function)."""
+def widen_output(state: dict, outputs: int = OUTPUTS) -> dict:
+    """A state dict from a TagUnet with fewer output channels, the missing blend weights at zero (same function)."""
     for name, value in state.items():
-        if (name in ("out.weight", "out.bias") or name.endswith((".out.weight", ".out.bias"))) and len(value) == 3:
-            state[name] = torch.cat([value, value.new_zeros((OUTPUTS - 3, *value.shape[1:]))])
+        if (name in ("out.weight", "out.bias") or name.endswith((".out.weight", ".out.bias"))) and len(value) < outputs:
+            state[name] = torch.cat([value, value.new_zeros((outputs - len(value), *value.shape[1:]))])
     return state
 
 
@@ -66,26 +65,32 @@ def _planes(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class TagUnet(nn.Module):
-    """Image and target label in, edited image out; inputs divisible by 2**levels pixels."""
+    """Image and target label in, edited image out; inputs divisible by 2**levels pixels.
 
-    def __init__(self, c_dim: int, ngf: int = 32, levels: int = 4):
+    `prints`: the pattern of each of the label's first entries (e.g. solid, floral, stripes);
+    given, the network also blends towards the house print of its target pattern.
+    """
+
+    def __init__(self, c_dim: int, ngf: int = 32, levels: int = 4, prints: Sequence[str] | None = None):
         super().__init__()
         self.c_dim, self.ngf, self.levels = c_dim, ngf, levels
+        self.prints = tuple(prints or ())
         widths = [ngf * min(2**n, 8) for n in range(levels + 1)]
         self.down = nn.ModuleList([_block(6 + c_dim, widths[0])] + [
             _block(widths[n], widths[n + 1]) for n in range(levels - 1)])
         self.middle = _block(widths[levels - 1] + c_dim + 3, widths[levels])
         self.up = nn.ModuleList([_block(widths[n + 1] + widths[n], widths[n]) for n in reversed(range(levels))])
-        self.out = nn.Conv2d(widths[0], OUTPUTS, 1)
+        self.out = nn.Conv2d(widths[0], OUTPUTS + bool(self.prints), 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     @property
-    def config(self) -> dict[str, int]:
-        return {"c_dim": self.c_dim, "ngf": self.ngf, "levels": self.levels}
+    def config(self) -> dict:
+        return {"c_dim": self.c_dim, "ngf": self.ngf, "levels": self.levels,
+                **({"prints": list(self.prints)} if self.prints else {})}
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        colour = garment_colour(x.float())
+        colour, tags = garment_colour(x.float()), c
         c = torch.cat([c.to(x.dtype), colour.to(x.dtype)], 1)  # target tags + colour
         skips, h = [], torch.cat([x, _planes(c, x)], 1)
         for n, block in enumerate(self.down):
@@ -99,6 +104,9 @@ class TagUnet(nn.Module):
         out = x + z[:, :3]
         out = out + z[:, 3:4] * (colour[:, :, None, None] - out)
         out = out + z[:, 4:5] * (backdrop_colour(x.float())[:, :, None, None] - out)
+        if self.prints:
+            target = house_print(ground_colour(x.float()), tags[:, : len(self.prints)], self.prints, *x.shape[2:])
+            out = out + z[:, 5:6] * (target - out)
         return out.clamp(-1, 1)
 
 

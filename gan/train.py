@@ -58,7 +58,7 @@ from .editor import SHAPE_LAYOUT, Editor, denorm
 from .loading import save
 from .losses import classification_loss, cyclegan_step, paired_l1, pix2pix_step, stargan_step, tagunet_step
 from .models import Discriminator, Generator, PatchDiscriminator, ResnetGenerator, UnetGenerator
-from .tagunet import TagUnet
+from .tagunet import TagUnet, widen_output
 
 __all__ = ["STEPS", "TRAIN_SEEDS", "GanTask", "build_parser", "classification_loss", "data_seeds", "editors",
            "main", "networks", "outputs", "paired_l1", "parse_options", "stargan_batch", "train"]
@@ -83,7 +83,8 @@ def networks(opt) -> dict[str, torch.nn.Module]:
     """Freshly initialised generators and critics of the family `opt` names."""
     if opt.family == "tagunet":
         c_dim = _c_dim(_layout(opt))
-        return {"G": TagUnet(c_dim, opt.width, opt.blocks),
+        prints = PATTERN_LAYOUT[0][1] if opt.edits == "pattern" else None  # blends towards gan.prints
+        return {"G": TagUnet(c_dim, opt.width, opt.blocks, prints),
                 "D": PatchDiscriminator(6 + c_dim, opt.d_width, opt.d_layers, "instance")}
     if opt.family == "stargan":
         c_dim = _c_dim(SHAPE_LAYOUT)
@@ -192,7 +193,8 @@ class GanTask:
         for rel, editor in editors(self.opt, self.nets).items():
             start = loading.load_bundled(rel) if folder is None else loading.load(folder / rel)
             try:
-                editor.net.load_state_dict(start.net.state_dict())
+                outputs = getattr(getattr(editor.net, "out", None), "out_channels", 0)
+                editor.net.load_state_dict(widen_output(dict(start.net.state_dict()), outputs))
             except RuntimeError:
                 raise loop.TrainingError(f"--init {source}: its {rel} is not a {self.opt.family} generator of "
                                          "these sizes; start without --init or pass matching options.") from None
@@ -268,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-cls", type=float, default=1.0, help="StarGAN domain classification weight")
     p.add_argument("--lambda-rec", type=float, default=10.0, help="cycle weight (StarGAN, CycleGAN)")
     p.add_argument("--lambda-idt", type=float, default=0.5, help="CycleGAN identity weight, relative to --lambda-rec")
-    p.add_argument("--lambda-l1", type=float, default=None, help="L1 to the true edit (default 10; pix2pix 100; pattern tagunet 2)")
-    p.add_argument("--lambda-low", type=float, default=None, help="tagunet: L1 of 4x-pooled images (default 0 shape, 20 pattern)")
+    p.add_argument("--lambda-l1", type=float, default=None, help="L1 to the true edit (default 10; pix2pix 100)")
+    p.add_argument("--lambda-low", type=float, default=0.0, help="tagunet: L1 of 4x-pooled images")
     p.add_argument("--lambda-adv", type=float, default=1.0, help="tagunet: adversarial weight")
     p.add_argument("--l1-focus", type=float, default=10.0, help="extra L1 weight of the pixels the true edit changes")
     p.add_argument("--val-count", type=int, default=48, help="held-out pairs for the validation figure")
@@ -296,11 +298,8 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     levels = int(math.log2(opt.image_size))
     opt.d_layers = opt.d_layers or (levels - 1 if opt.family == "stargan" else 3)
     opt.num_downs = opt.num_downs or levels
-    pattern_unet = tagunet and opt.edits == "pattern"
-    if opt.lambda_l1 is None:
-        opt.lambda_l1 = 100.0 if opt.family == "pix2pix" else (2.0 if pattern_unet else 10.0)
-    if opt.lambda_low is None:
-        opt.lambda_low = 20.0 if pattern_unet else 0.0
+    if opt.lambda_l1 is None:  # a pattern edit's truth has the house print, so plain L1 fits it too
+        opt.lambda_l1 = 100.0 if opt.family == "pix2pix" else 10.0
     opt.edits = opt.edits if tagunet else None
     opt.pattern = opt.pattern if opt.family == "cyclegan" else None
     if opt.family in ("pix2pix", "tagunet"):  # pix2pix makes a new view; tagunet paints its own layer

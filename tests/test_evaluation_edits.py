@@ -28,8 +28,8 @@ class SpecTagger:
     def __init__(self):
         self.seen = {}
 
-    def remember(self, spec):
-        image = render_product(spec)
+    def remember(self, spec, image=None):
+        image = image or render_product(spec)
         self.seen[image.tobytes()] = {"category": spec.category, **spec.attributes}
         return image
 
@@ -38,7 +38,7 @@ class SpecTagger:
 
 
 class Oracle:
-    """Edits by rendering the true edited garment."""
+    """Edits by rendering the true edited garment (a pattern edit shows the house print)."""
 
     def __init__(self, tagger: SpecTagger, spec_of):
         self.tagger, self.spec_of = tagger, spec_of
@@ -48,8 +48,10 @@ class Oracle:
 
     def edit(self, image, tags, model_view=False, current=None):
         from gan import Edit
+        from gan.prints import true_edit
 
-        edited = self.tagger.remember(dataclasses.replace(self.spec_of(image), **tags))
+        spec = self.spec_of(image)
+        edited = self.tagger.remember(dataclasses.replace(spec, **tags), true_edit(spec, dict(tags), source=image))
         return Edit(edited, [("crop", image), ("shape", edited)])
 
 

@@ -78,6 +78,7 @@ WORLD = SimpleNamespace(
     random_spec=fake_spec,
     render_product=fake_render,
     render_model=lambda spec, size=256: fake_render(spec, size, worn=True),
+    true_edit=lambda spec, tags, size=256, source=None: fake_render(dataclasses.replace(spec, **tags), size),
 )
 
 TINY = [
@@ -137,7 +138,7 @@ def test_family_defaults():
     opt = parse_options(["pix2pix", "--data", "synth", "--image-size", "64"])
     assert (opt.num_downs, opt.lambda_l1, opt.d_layers, opt.pattern, opt.edits) == (6, 100.0, 3, None, None)
     opt = parse_options(["tagunet", "--edits", "pattern", "--data", "synth"])
-    assert (opt.image_size, opt.lambda_low, opt.residual, opt.out) == (96, 20.0, False, "runs/tagunet")
+    assert (opt.image_size, opt.lambda_low, opt.residual, opt.out) == (96, 0.0, False, "runs/tagunet")
     opt = parse_options(["tagunet", "--data", "synth"])
     assert (opt.edits, opt.lambda_low, opt.lambda_l1) == ("shape", 0.0, 10.0)
 

@@ -3,7 +3,8 @@
 For every editable attribute value, held-out products that do not have it yet are edited
 towards it. The tagger judges success (it reads the target value) and preservation (every
 other attribute and the colour read as before the edit); the synthetic world renders the
-true edited garment for an L1 comparison; an optional search callable measures how many of
+true edited garment for an L1 comparison (gan.prints.true_edit: a pattern edit lays the house
+print over the solid garment); an optional search callable measures how many of
 the top-5 results carry the requested value.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gan import Edit
+from gan.prints import true_edit
 from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to
 from numbpie.embedder import letterbox
 from numbpie.errors import DatasetError, EditError
@@ -124,7 +126,7 @@ def evaluate_edits(data: str | Path, editor, tagger, split: str = "test", per_va
     rows = []
     for done, case in enumerate(doable, start=1):
         source = render_product(case.spec)
-        truth = render_product(dataclasses.replace(case.spec, **{case.attribute: case.value}))
+        truth = true_edit(case.spec, {case.attribute: case.value}, source=source)
         edited = editor.edit(source, {case.attribute: case.value}, current=_current(case.spec)).image
         rows.append(_judge(case, source, edited, truth, tagger, search))
         if progress:
@@ -162,7 +164,7 @@ class TrueRender:
         spec = self._specs.get(image.convert("RGB").tobytes())
         if spec is None:
             raise ValueError("TrueRender edits only the product shots of the split it was made for.")
-        edited = render_product(dataclasses.replace(spec, **tags))
+        edited = true_edit(spec, dict(tags), source=image.convert("RGB"))
         return Edit(edited, [("crop", image), ("shape", edited)])
 
 

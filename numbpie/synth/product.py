@@ -12,7 +12,7 @@ from numbpie.synth.geometry import flat_skeleton
 from numbpie.synth.raster import Frame, composite, to_image
 from numbpie.synth.spec import GarmentSpec, spec_rng
 
-__all__ = ["garment_mask", "product_frame", "product_regions", "render_product"]
+__all__ = ["garment_mask", "product_frame", "product_regions", "product_shot", "render_product"]
 
 
 def product_frame(spec: GarmentSpec, size: int) -> Frame:
@@ -42,12 +42,18 @@ def _studio(spec: GarmentSpec, size: int) -> np.ndarray:
 
 def render_product(spec: GarmentSpec, size: int = 256) -> Image.Image:
     """The product shot of `spec`: front view, centred, light studio background."""
+    return product_shot(spec, size)[0]
+
+
+def product_shot(spec: GarmentSpec, size: int = 256) -> tuple[Image.Image, np.ndarray]:
+    """The product shot of `spec` and the garment's coverage of each pixel (float32 in [0, 1]), from one rasterisation."""
     frame = product_frame(spec, size)
     canvas = _studio(spec, size)
     layers = garment_layers(spec, flat_skeleton(spec), frame, sleeves_under=True)
     for name in ("back", "sleeves", "body"):
         composite(canvas, *layers[name])
-    return to_image(canvas)
+    coverage = np.maximum.reduce([layers[name][0] for name in ("back", "sleeves", "body")])
+    return to_image(canvas), np.asarray(coverage, np.float32)
 
 
 def product_regions(spec: GarmentSpec, size: int = 256) -> dict[str, np.ndarray]:
