@@ -9,6 +9,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from numbpie import images
 from numbpie.app import assemble, demo
 from numbpie.app.pipeline import Pipeline
 from numbpie.errors import EditError
@@ -32,14 +33,17 @@ def real_models():
 def start(data_dir, monkeypatch) -> AppTest:
     monkeypatch.setenv("NUMBPIE_DATA", str(data_dir))
     monkeypatch.setenv("NUMBPIE_DEMO_PRODUCTS", "24")
-    at = AppTest.from_file(APP, default_timeout=300)
+    # The first run builds the demo catalog, which takes many minutes on a busy machine.
+    at = AppTest.from_file(APP, default_timeout=1200)
     at.run()
     assert not at.exception
     return at
 
 
 @pytest.fixture
-def app(data_dir, monkeypatch):
+def app(data_dir, monkeypatch, real_models):
+    """The page with the bundled models (loaded once for the module)."""
+    monkeypatch.setattr(assemble, "default_models", lambda embedder=None: real_models)
     st.cache_resource.clear()
     yield start(data_dir, monkeypatch)
     st.cache_resource.clear()
@@ -195,6 +199,17 @@ def test_a_bad_upload_gives_one_error_and_the_page_keeps_working(app, name, data
     assert name in message and words in message and message.count(". ") == 0  # one sentence
     pick_example(app)
     assert not app.error and len(result_keys(app)) == 5
+
+
+def test_the_uploader_takes_every_format_the_error_message_offers(app, data_dir):
+    [uploader] = app.file_uploader
+    allowed = {kind.lstrip(".").lower() for kind in uploader.allowed_type}
+    assert {kind.lower() for kind in images.SUPPORTED_FORMATS} <= allowed  # "use one of JPEG, ..., GIF"
+    bmp = io.BytesIO()
+    Image.open(demo.examples(data_dir / "demo")[0]).save(bmp, "BMP")
+    uploader.set_value(("street.bmp", bmp.getvalue(), "image/bmp")).run()
+    assert not app.exception and not app.error
+    assert len(result_keys(app)) == 5 and app.main.image[0].captions[0] == "street.bmp"
 
 
 def test_several_garments_offer_a_choice(full_app, monkeypatch):
