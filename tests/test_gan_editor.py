@@ -248,3 +248,25 @@ def test_can_edit_says_which_edits_the_loaded_generators_make():
     assert not editor.can_edit({"pattern": "stripes"}, TOP)  # no stripes_add CycleGAN
     assert not editor.can_edit({"length": "long"}, TOP)  # a top has no length
     assert editor.has_model_view and not StyleEditor(stargan=editor.stargan).has_model_view
+
+
+def test_a_stargan_label_comes_from_tags_or_a_vector_of_its_length():
+    log = []
+    editor = Editor("stargan", Recorder(log, "stargan", 0.0, c_dim=13), 16, SHAPE_LAYOUT)
+    tags = {**TOP, "fit": "loose"}
+    assert editor.label(tags).tolist() == [encode_label(tags, SHAPE_LAYOUT)]
+    assert editor.label([1.0] * 13).shape == (1, 13)
+    with pytest.raises(ValueError, match="takes a label of length 13, not 12"):
+        editor.label([0.0] * 12)
+    unlabelled = Editor("stargan", Recorder(log, "stargan", 0.0, c_dim=13), 16)
+    with pytest.raises(ValueError, match="no label layout; pass a raw label vector"):
+        unlabelled.label(tags)
+    assert unlabelled.label([0.0] * 13).shape == (1, 13)  # a raw vector needs no layout
+    with pytest.raises(ValueError, match="needs a target label"):
+        editor.apply(garment())
+    assert log == []  # refused before the generator ran
+    assert editor.apply(garment(), tags).size == garment().size
+    assert log == [("stargan", encode_label(tags, SHAPE_LAYOUT))]
+    cyclegan = Editor("cyclegan", Recorder(log, "floral_add", 0.5), 16)
+    assert cyclegan.apply(garment()).size == garment().size  # the other families take no label
+    assert log[-1] == ("floral_add", None)

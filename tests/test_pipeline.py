@@ -1,11 +1,15 @@
 import io
+import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from detector import Detection
 from numbpie.app.indexer import index_catalog, open_catalog
-from numbpie.app.pipeline import Pipeline, manual_crop
-from numbpie.catalog import import_folder
+from numbpie.app.pipeline import Pipeline, Result, manual_crop
+from numbpie.catalog import Catalog, import_folder
+from numbpie.index import Index
 from numbpie.errors import EditError, OptionError, TagError, UserError
 
 
@@ -31,7 +35,99 @@ def test_search_from_bytes_path_and_image_agree(pipeline, image_tree):
 def test_timings_cover_every_step(pipeline, image_tree):
     result = pipeline.search(image_tree / "top" / "item_01.jpg")
     assert list(result.timings) == ["load", "embed", "search", "lookup"]
-    assert all(t >= 0 for t in result.timings.values())
+    assert all(t > 0 for t in result.timings.values())
+
+
+class ScoredDetector:
+    """Three garments scored 0.9, 0.5 and 0.2, kept from the threshold (0.4 when None); takes 20 ms."""
+
+    def __init__(self):
+        self.thresholds = []
+
+    def detect(self, image, threshold=None):
+        self.thresholds.append(threshold)
+        time.sleep(0.02)
+        w, h = image.size
+        found = [Detection((0, 0, w / 2, h / 2), 0.9, "top"), Detection((w / 2, 0, w, h / 2), 0.5, "dress"),
+                 Detection((0, h / 2, w, h), 0.2, "top")]
+        return [d for d in found if d.score >= (0.4 if threshold is None else threshold)]
+
+
+class MeanColourEmbedder:
+    """A stand-in embedder: the unit vector of an image's mean colour, in 8 dimensions."""
+
+    dim = 8
+
+    def __init__(self):
+        self.seen = []
+
+    def embed(self, images):
+        self.seen += [image.size for image in images]
+        rows = [np.r_[np.asarray(image, np.float32).mean(axis=(0, 1)), np.ones(5)] for image in images]
+        return np.array(rows, np.float32) / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_a_detected_search_times_the_detector_too(tmp_path):
+    pipeline, _ = synthetic_pipeline(tmp_path, ["top"] * 6)
+    pipeline.detector = ScoredDetector()
+    start = time.perf_counter()
+    result = pipeline.search(Image.new("RGB", (60, 80), (200, 30, 30)))
+    wall = time.perf_counter() - start
+    assert list(result.timings) == ["load", "detect", "embed", "search", "lookup"]
+    assert all(t > 0 for t in result.timings.values())
+    assert 0.02 <= result.timings["detect"] and sum(result.timings.values()) <= wall
+
+
+def test_the_detector_threshold_reaches_the_detector(tmp_path):
+    pipeline, _ = synthetic_pipeline(tmp_path, ["top"] * 6)
+    pipeline.detector = ScoredDetector()
+    image = Image.new("RGB", (60, 80), (200, 30, 30))
+    default, low, high = (pipeline.search(image, threshold=t) for t in (None, 0.1, 0.95))
+    assert pipeline.detector.thresholds == [None, 0.1, 0.95]
+    assert [d.score for d in default.detections] == [0.9, 0.5] and [d.score for d in low.detections] == [0.9, 0.5, 0.2]
+    assert high.detections == [] and high.crop.size == (60, 80)  # nothing passes: the whole photo is searched
+    assert default.crop.size == low.crop.size != (60, 80)  # the best garment, cut out with its margin
+    assert pipeline.embedder.seen == [default.crop.size, low.crop.size, (60, 80)]
+
+
+def synthetic_pipeline(tmp_path, categories, index=None):
+    """Products 1..n, whose vectors lie ever further from the query e0 as the id grows, over dummy images."""
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    ids = catalog.add_many([(f"p{i}.jpg", f"p{i}", c, {}, {}) for i, c in enumerate(categories, 1)])
+    angles = np.linspace(0.0, 1.5, len(ids))
+    vectors = np.zeros((len(ids), 8), np.float32)
+    vectors[:, 0], vectors[:, 1] = np.cos(angles), np.sin(angles)
+    index = Index(8, {"name": "test"}) if index is None else index
+    index.add(vectors, ids)
+    query = Result(Image.new("RGB", (4, 4)), Image.new("RGB", (4, 4)), None, vector=np.eye(1, 8, dtype=np.float32))
+    return Pipeline(catalog, index, MeanColourEmbedder()), query
+
+
+def test_a_rare_category_is_found_by_searching_deeper(tmp_path):
+    rare = set(range(60, 65)) | {250}  # dresses among 300 tops, all ranked after 59 tops
+    pipeline, query = synthetic_pipeline(tmp_path, ["dress" if i in rare else "top" for i in range(1, 301)])
+    assert [m.product.id for m in pipeline.rank(query, 3).matches] == [1, 2, 3]
+    dresses = pipeline.rank(query, 5, category="dress").matches
+    assert [m.product.id for m in dresses] == [60, 61, 62, 63, 64]
+    assert [m.score for m in dresses] == sorted((m.score for m in dresses), reverse=True)
+    assert [m.product.id for m in pipeline.similar(1, 2, category="dress")] == [60, 61]
+
+
+class PaddedIndex(Index):
+    """An index that, like FAISS's approximate ones, fills a short result with id -1 (score -FLT_MAX)."""
+
+    def search(self, vectors, k=5):
+        scores, ids = super().search(vectors, k)
+        pad = k + 3 - ids.shape[1]
+        return np.pad(scores, ((0, 0), (0, pad)), constant_values=-3.4e38), np.pad(ids, ((0, 0), (0, pad)),
+                                                                                   constant_values=-1)
+
+
+def test_ids_of_minus_one_are_dropped_not_looked_up(tmp_path):
+    pipeline, query = synthetic_pipeline(tmp_path, ["top"] * 4, PaddedIndex(8, {"name": "test"}))
+    assert pipeline.index.search(query.vector, 4)[1][0].tolist() == [1, 2, 3, 4, -1, -1, -1]
+    assert [m.product.id for m in pipeline.rank(query, 6).matches] == [1, 2, 3, 4]
+    assert [m.product.id for m in pipeline.rank(query, 6, min_score=-np.inf).matches] == [1, 2, 3, 4]
 
 
 def test_min_score_k_and_manual_box(pipeline, image_tree):
