@@ -157,6 +157,52 @@ def _kill_session(session: int, grace: float = 10.0) -> None:
             time.sleep(0.2)
 
 
+def _descendants(pid: int) -> set[int]:
+    """Live (not zombie) descendants of `pid`, read from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.fixture
+def own_children():
+    """Processes this test process starts (a local Ray instance) are killed after the test.
+
+    ray.shutdown() stops an instance that started; one whose start failed (Ray gives its raylet
+    30 s to register, whatever the load) leaves its GCS and monitors running.
+    """
+    me, before = os.getpid(), _descendants(os.getpid())
+    yield
+    started = set()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _descendants(me) - before:
+            started.add(pid)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while _descendants(me) - before and time.monotonic() < deadline:
+            time.sleep(0.2)
+    for pid in started:  # reap our own children among them
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
 @pytest.fixture
 def sessions():
     """Popen processes started in sessions of their own; all killed after the test."""
@@ -328,7 +374,7 @@ def test_bad_pool_sizes_are_refused():
 # -- on Ray ----------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_local_ray_matches_single_process(world, ray_env):
+def test_local_ray_matches_single_process(world, ray_env, own_children):
     """Both kinds of work (catalog rows without vectors, new rows to import) on a local instance."""
     import ray
 
