@@ -83,9 +83,11 @@ def test_bad_input_is_one_clear_line_and_nonzero_exit(built, tmp_path, capsys, a
 
 
 def test_search_refuses_an_index_of_another_embedder(built, tmp_path, capsys):
-    folder, tree = built
-    torch = pytest.importorskip("torch")
+    import torch
+
     from numbpie import embedder
+
+    folder, tree = built
 
     torch.save(embedder.build_inception().state_dict(), tmp_path / "other.pth")
     assert main(["search", str(tree / "top" / "item_01.jpg"), "--catalog", str(folder),
