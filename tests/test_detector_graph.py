@@ -13,6 +13,7 @@ import detector
 from detector._tf import tf
 from detector.anchors import decode, nms
 from detector.export import export_graph
+from detector.graph import MAX_SIDE, Detector
 from detector.model import SSDConfig, build_ssd
 from detector.original import FEATURE_MAPS, LOCALISATIONS, NET_SIZE, PREDICTIONS, priors
 from numbpie import images
@@ -105,15 +106,66 @@ def test_uploads_decoded_by_numbpie_images_never_crash(ours, mode, size, fmt):
     noise(*size).convert(mode).save(buffer, fmt)
     image = images.decode(buffer.getvalue())
     found = ours.detect(image, threshold=0.0)
-    assert all(0 <= d.box[2] <= image.width and 0 <= d.box[3] <= image.height for d in found)
+    assert found
+    for d in found:
+        assert 0 <= d.box[0] <= d.box[2] <= image.width and 0 <= d.box[1] <= d.box[3] <= image.height
 
 
-def test_grayscale_and_threshold(ours):
+def fractions_runner(seen):
+    """A stand-in network: a top and a dress at fixed fractions of whatever array it is given."""
+
+    def run(array):
+        seen.append(array.shape)
+        height, width = array.shape[:2]
+        boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.5, 0.5, 1.0, 1.0]]) * [width, height, width, height]
+        return boxes, np.array([0.4, 0.8]), np.array([1, 2])
+
+    return run
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1600, 40), (3200, 2400), (1700, 90), (90, 4000)])
+def test_boxes_are_mapped_back_onto_a_photo_that_was_shrunk_first(size):
+    seen = []
+    found = Detector(fractions_runner(seen), ("background", "top", "dress"), 0.3, "stand-in").detect(
+        Image.new("RGB", size)
+    )
+    width, height = size
+    assert max(seen[0][:2]) == min(max(size), MAX_SIDE)  # only photos over MAX_SIDE are shrunk
+    assert [(d.label, d.score) for d in found] == [("dress", 0.8), ("top", 0.4)]
+    # within the one pixel the shrunk copy's rounding can move a box edge
+    np.testing.assert_allclose(found[0].box, [0.5 * width, 0.5 * height, width, height], atol=2.0)
+    np.testing.assert_allclose(found[1].box, [0.1 * width, 0.2 * height, 0.5 * width, 0.6 * height], atol=2.0)
+
+
+def test_a_large_photo_gives_the_boxes_of_its_half_size_copy_doubled(ours):
+    pattern = noise(64, 48, seed=4)  # blocks of 50 px (25 px in the copy): shrinking keeps them
+    large = pattern.resize((3200, 2400), Image.Resampling.NEAREST)
+    half = pattern.resize((1600, 1200), Image.Resampling.NEAREST)
+    big, small = ours.detect(large, threshold=0.0), ours.detect(half, threshold=0.0)
+    assert len(big) == len(small) >= 3
+    assert [d.label for d in big[:3]] == [d.label for d in small[:3]]
+    np.testing.assert_allclose([d.score for d in big[:3]], [d.score for d in small[:3]], atol=0.02)
+    np.testing.assert_allclose([d.box for d in big[:3]], [np.multiply(d.box, 2) for d in small[:3]], atol=24)
+
+
+def test_threshold_keeps_exactly_the_boxes_scoring_at_least_it(ours):
+    image = noise(64, 48)
+    everything = ours.detect(image, threshold=0.0)
+    scores = sorted({d.score for d in everything})
+    assert len(scores) >= 3
+    middle = scores[len(scores) // 2]
+    kept = ours.detect(image, threshold=middle)
+    assert 0 < len(kept) < len(everything) and kept == [d for d in everything if d.score >= middle]
+    assert ours.threshold == 0.3 and ours.detect(image) == [d for d in everything if d.score >= 0.3]
+    at_middle = Detector(ours.run, ours.class_names, middle, "the same network, its default at the middle score")
+    assert at_middle.detect(image) == kept  # without a threshold, the detector's own
+    assert ours.detect(image, threshold=scores[-1] + 1e-6) == []
+
+
+def test_a_grey_photo_gives_the_boxes_of_its_rgb_copy(ours):
     gray = noise(64, 48).convert("L")
-    assert isinstance(ours.detect(gray.convert("RGB"), threshold=0.0), list)
-    assert isinstance(ours.detect(gray), list)
-    assert ours.threshold == 0.3
-    assert all(d.score >= 0.99 for d in ours.detect(noise(64, 48), threshold=0.99))
+    found = ours.detect(gray, threshold=0.0)
+    assert found and found == ours.detect(gray.convert("RGB"), threshold=0.0)
 
 
 def test_unknown_files_are_clear_errors(tmp_path):
