@@ -285,15 +285,16 @@ def click(driver, xpath: str, timeout: float = PATIENCE_S) -> None:
 def choose(driver, label: str, option: str) -> None:
     """Pick `option` in the select box labelled `label`."""
     box = f"//div[@data-testid='stSelectbox'][.//label[normalize-space()='{label}']]"
-    click(driver, f"{box}//div[@data-baseweb='select']")
-    click(driver, f"//li[@role='option'][normalize-space()='{option}']")
+    click(driver, f"{box}//input")  # the combobox: opens the list of options
+    click(driver, f"//*[@role='option'][normalize-space()='{option}']")
 
 
 def selected(driver, label: str) -> str:
+    """The value the select box labelled `label` shows (its text is the label, then the value)."""
     from selenium.webdriver.common.by import By
 
     box = driver.find_element(By.XPATH, f"//div[@data-testid='stSelectbox'][.//label[normalize-space()='{label}']]")
-    return box.find_element(By.CSS_SELECTOR, "[data-baseweb=select]").text.strip()
+    return box.text.strip().splitlines()[-1].strip()
 
 
 def upload(driver, path: Path) -> None:
