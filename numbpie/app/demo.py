@@ -35,13 +35,14 @@ def default_products() -> int:
     return int(os.environ.get("NUMBPIE_DEMO_PRODUCTS", 400))
 
 
-def _is_ready(folder: Path, embedder) -> bool:
+def _is_ready(folder: Path, embedder, recipe: dict) -> bool:
+    """A finished demo of this recipe, indexed by this embedder."""
     try:
-        recipe = json.loads((folder / _DONE).read_text())
+        done = json.loads((folder / _DONE).read_text())
         manifest = Index.read_manifest(folder)
     except (FileNotFoundError, ValueError):
         return False
-    return recipe.get("complete") and manifest["embedder"] == embedder.identity
+    return bool(done.get("complete")) and done.get("recipe") == recipe and manifest["embedder"] == embedder.identity
 
 
 def ensure_demo(
@@ -50,15 +51,15 @@ def ensure_demo(
     products: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Path:
-    """Render and index the demo catalog unless a finished one for `embedder` is already there.
+    """Render and index the demo catalog unless a finished one of this size, for `embedder`, is already there.
 
     `progress(stage, done, total)` reports rendering then embedding.
     """
     folder = Path(folder or default_folder())
     products = products or default_products()
-    if _is_ready(folder, embedder):
-        return folder
     recipe = {"products": products, "street_per_product": 1, "seed": DEMO_SEED}
+    if _is_ready(folder, embedder, recipe):
+        return folder
     previous = folder / _DONE
     if not previous.exists() or json.loads(previous.read_text()).get("recipe") != recipe:
         shutil.rmtree(folder, ignore_errors=True)  # a demo of another recipe: start clean
