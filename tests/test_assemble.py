@@ -67,3 +67,18 @@ def test_no_folder_is_the_demo_catalog_built_on_first_use(tmp_path, monkeypatch,
     pipeline = open_pipeline(models=Models(random_embedder), progress=lambda stage, done, total: stages.add(stage))
     assert stages == {"render", "embed"} and len(pipeline.catalog) == 4
     assert (tmp_path / "demo" / "catalog.sqlite").exists() and pipeline.embedder is random_embedder
+
+
+def test_a_bundled_pattern_tagunet_serves_all_four_pattern_directions(monkeypatch):
+    import gan as gan_package
+    from gan.editor import Editor
+    from gan.tagunet import TagUnet
+
+    pattern = Editor("pattern", TagUnet(c_dim=3, ngf=8, levels=2, prints=("solid", "floral", "stripes")), 32,
+                     (("pattern", ("solid", "floral", "stripes")),), "pattern")
+    monkeypatch.setattr(assemble.weights, "names", lambda kind: ["gan/pattern-x"])
+    monkeypatch.setattr(assemble.weights, "entry", lambda kind, name: {"role": "pattern"})
+    monkeypatch.setattr(gan_package, "load", lambda name: pattern)
+    editor = assemble.bundled_editor()
+    assert sorted(editor.cyclegan) == ["floral_add", "floral_remove", "stripes_add", "stripes_remove"]
+    assert all(part.net.net is pattern.net for part in editor.cyclegan.values())  # one shared network

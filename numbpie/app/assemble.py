@@ -8,6 +8,7 @@ from pathlib import Path
 
 import detector
 import gan
+from gan.loading import pattern_editors
 from numbpie import embedder as embedders
 from numbpie import tagger as taggers
 from numbpie import weights
@@ -61,6 +62,8 @@ def bundled_editor(tagger: Callable | None = None) -> gan.StyleEditor | None:
             continue
         if role == "stargan":
             parts["stargan"].append(editor)
+        elif role == "pattern":  # one pattern TagUnet: all four directions
+            parts["cyclegan"].update(pattern_editors(editor))
         elif role.startswith("cyclegan:"):
             parts["cyclegan"][role.split(":", 1)[1]] = editor
         elif role == "pix2pix":
