@@ -39,3 +39,17 @@ def random_embedder():
     from numbpie import embedder
 
     return embedder.load("random", batch_size=8)
+
+
+@pytest.fixture
+def indexed_folder(tmp_path, image_tree):
+    """`indexed_folder(embedder)`: a catalog folder of `image_tree`, indexed by `embedder`."""
+    from numbpie.app.indexer import index_catalog, open_catalog
+    from numbpie.catalog import import_folder
+
+    def build(embedder):
+        folder = tmp_path / "c"
+        import_folder(open_catalog(folder), image_tree)
+        index_catalog(folder, embedder)
+        return folder
+    return build

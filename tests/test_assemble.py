@@ -5,18 +5,13 @@ import pytest
 from numbpie import embedder as embedders
 from numbpie.app import assemble
 from numbpie.app.assemble import Models, open_pipeline
-from numbpie.app.indexer import index_catalog, open_catalog
-from numbpie.catalog import import_folder
 from numbpie.errors import CatalogError
 from tests import stand_ins
 
 
 @pytest.fixture
-def folder(tmp_path, image_tree, random_embedder):
-    folder = tmp_path / "c"
-    import_folder(open_catalog(folder), image_tree)
-    index_catalog(folder, random_embedder)
-    return folder
+def folder(indexed_folder, random_embedder):
+    return indexed_folder(random_embedder)
 
 
 def test_the_models_go_into_the_pipeline_with_the_embedder_that_built_the_index(folder, random_embedder):

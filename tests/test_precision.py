@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from numbpie import embedder as embedders
-from numbpie.app.indexer import index_catalog, open_catalog
+from numbpie.app.indexer import index_catalog
 from numbpie.app.pipeline import Pipeline
-from numbpie.catalog import import_folder
 from numbpie.errors import OptionError
 from numbpie.index import Index
 
@@ -26,11 +25,8 @@ def fp32():
 
 
 @pytest.fixture
-def folder(tmp_path, image_tree, fp32):
-    folder = tmp_path / "c"
-    import_folder(open_catalog(folder), image_tree)
-    index_catalog(folder, fp32)
-    return folder
+def folder(indexed_folder, fp32):
+    return indexed_folder(fp32)
 
 
 def test_the_index_records_the_precision_it_was_embedded_in(folder, fp32):

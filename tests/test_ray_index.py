@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +130,8 @@ def ray_env(monkeypatch):
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def _session_pids(session: int) -> list[int]:
-    """Live processes (not zombies) of a session, read from /proc."""
-    pids = []
+def _live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the /proc/PID/stat fields after the name) of every live process (zombies left out)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -139,9 +139,13 @@ def _session_pids(session: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[3]) == session:
-            pids.append(int(entry.name))
-    return pids
+        if fields[0] != "Z":
+            yield int(entry.name), fields
+
+
+def _session_pids(session: int) -> list[int]:
+    """Live processes (not zombies) of a session, read from /proc."""
+    return [pid for pid, fields in _live_processes() if int(fields[3]) == session]
 
 
 def _kill_session(session: int, grace: float = 10.0) -> None:
@@ -159,16 +163,7 @@ def _kill_session(session: int, grace: float = 10.0) -> None:
 
 def _descendants(pid: int) -> set[int]:
     """Live (not zombie) descendants of `pid`, read from /proc."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
+    parents = {pid: int(fields[1]) for pid, fields in _live_processes()}
     found, frontier = set(), {pid}
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
