@@ -10,7 +10,8 @@ from numbpie import embedder
 from numbpie.cli import build_parser
 from numbpie.training import loop
 from numbpie.training.embedder import EmbedderOptions, EmbedderTask, attribute_loss, info_nce
-from numbpie.training.feed import VARIED, Feed, render_group, sibling
+from numbpie.boxes import iou
+from numbpie.training.feed import VARIED, Feed, detector_like, render_group, sibling
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,17 @@ def test_a_sibling_differs_in_exactly_one_attribute():
         other = sibling(spec, rng)
         changed = [n for n in VARIED if getattr(spec, n) != getattr(other, n)]
         assert len(changed) == 1 and (changed != ["length"] or spec.category == "dress")
+
+
+def test_street_crops_are_cut_at_boxes_that_differ_as_a_detectors_do():
+    rng = np.random.default_rng(0)
+    box = (40.0, 60.0, 140.0, 260.0)
+    moved = np.array([detector_like(box, rng) for _ in range(500)])
+    shift = np.abs(moved - box) / np.array([100, 200, 100, 200])
+    assert shift.max() <= 0.12 and shift.max() > 0.1  # every edge moves, by up to 12% of the box
+    assert not np.allclose(moved[:, 0] - box[0], moved[:, 2] - box[2])  # edges move independently
+    overlaps = [iou(m, box) for m in moved]
+    assert 0.6 < min(overlaps) and 0.7 < np.mean(overlaps) < 0.9
 
 
 def test_a_rendered_group_is_two_labelled_products_with_views():
@@ -102,3 +114,15 @@ def test_the_cli_takes_every_option():
                                       "--precision", "fp32"])
     options = loop.options_from(args, EmbedderOptions)
     assert (options.groups, options.init, options.precision, options.data) == (3, "bundled", "fp32", "d")
+
+
+def test_shot_queries_search_with_the_product_shot_itself(tiny_data, tmp_path):
+    import random
+
+    options = EmbedderOptions(data=str(tiny_data), out=str(tmp_path), input_size=80, groups=1, fresh=0.0,
+                              shot_queries=1.0)
+    task = EmbedderTask(options)
+    product = task.stored[0][0]
+    assert task._query_view(product, random.Random(0)) is product.shot
+    options.shot_queries = 0.0
+    assert all(task._query_view(product, random.Random(n)) in product.queries for n in range(5))

@@ -2,7 +2,7 @@
 
 Each batch holds products in pairs of siblings (two products that differ in one attribute),
 each product twice: its product shot (what the catalog indexes) and a query view (a street
-crop or a model shot). The loss is symmetric InfoNCE between query views and product shots,
+crop, a model shot, or now and then the product shot again, as an edited garment is searched). The loss is symmetric InfoNCE between query views and product shots,
 so every other product in the batch, the sibling above all, is a negative; plus one
 cross-entropy head per attribute on the embedding, so sleeves and necklines weigh as much as
 colour. Products come from the dataset's train split and, without end, from a renderer
@@ -59,6 +59,7 @@ class EmbedderOptions(loop.LoopOptions):
     lr: float = 5e-4
     scale: float = 20.0  # InfoNCE inverse temperature
     attribute_weight: float = 0.5
+    shot_queries: float = 0.2  # share of query views that are the product shot itself, augmented again
     fresh: float = 0.7  # share of groups taken from the renderer's pool (once it has some)
     pool: int = 3000  # rendered groups kept for reuse
     checkpoint_every: int = 100
@@ -69,6 +70,7 @@ class EmbedderOptions(loop.LoopOptions):
         "groups": "sibling pairs per batch; each gives 4 images",
         "fresh": "share of each batch from newly rendered products (0: the dataset only)",
         "init": "'bundled' or a weights file to start from when --out has no checkpoint",
+        "shot_queries": "share of queries that are the product shot again (product-to-product search, as after an edit)",
     }
 
 
@@ -159,12 +161,17 @@ class EmbedderTask:
             picks.append(rng.choice(fresh if from_feed else self.stored))
         return picks
 
+    def _query_view(self, product: Product, rng: random.Random) -> Image.Image:
+        """A street crop or model shot; or, at `shot_queries`, the product shot itself: a search
+        with an edited product picture must find products, not the sibling it was edited from."""
+        return product.shot if rng.random() < self.options.shot_queries else rng.choice(product.queries)
+
     def _batch(self, step: int):
         rng = random.Random(self.options.seed * 1_000_003 + step)
         if self.feed:
             self.feed.collect()
         products = [p for group in self._groups(rng) for p in group]
-        queries = [augment(rng.choice(p.queries), rng) for p in products]
+        queries = [augment(self._query_view(p, rng), rng) for p in products]
         shots = [augment(p.shot, rng) for p in products]
         pixels = embedders.to_batch(queries + shots, self.options.input_size, MEAN, STD)
         return torch.from_numpy(pixels), [p.tags for p in products] * 2
