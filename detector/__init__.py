@@ -5,10 +5,10 @@ Importing this package is cheap: TensorFlow loads only when a detector does.
 
 from __future__ import annotations
 
-from detector.crop import CropResult, crops
+from detector.crop import FLOOR, CropResult, crops, find_garments
 from detector.detection import Detection
 
-__all__ = ["CropResult", "Detection", "Detector", "crops", "load"]
+__all__ = ["FLOOR", "CropResult", "Detection", "Detector", "crops", "find_garments", "load"]
 
 
 def load(name_or_path):

@@ -44,3 +44,26 @@ def test_negative_margin_is_a_clear_error():
         assert "margin" in str(error)
     else:
         raise AssertionError("a negative margin must be refused")
+
+
+class Scripted:
+    """Returns the boxes scoring at least the threshold (0.5 when None) and records each call."""
+
+    def __init__(self, *scores):
+        self.boxes = [Detection((0, 0, 10 + n, 10), s, "top") for n, s in enumerate(scores)]
+        self.calls = []
+
+    def detect(self, image, threshold=None):
+        self.calls.append(threshold)
+        return [d for d in self.boxes if d.score >= (0.5 if threshold is None else threshold)]
+
+
+def test_find_garments_falls_back_to_the_best_box_above_the_floor():
+    from detector import FLOOR, find_garments
+
+    assert [d.score for d in find_garments(Scripted(0.9, 0.6, 0.3), photo())] == [0.9, 0.6]
+    unsure = Scripted(0.3, 0.1, 0.06)
+    assert [d.score for d in find_garments(unsure, photo(), 0.8)] == [0.3] and unsure.calls == [0.8, FLOOR]
+    assert find_garments(Scripted(0.04, 0.02), photo()) == []
+    low = Scripted(0.04)
+    assert find_garments(low, photo(), 0.01) == low.boxes and low.calls == [0.01]  # below the floor: asked once

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector import Detection
+from detector import FLOOR, Detection
 from numbpie.app.indexer import index_catalog, open_catalog
 from numbpie.app.pipeline import Pipeline, Result, manual_crop
 from numbpie.catalog import Catalog, import_folder
@@ -39,17 +39,18 @@ def test_timings_cover_every_step(pipeline, image_tree):
 
 
 class ScoredDetector:
-    """Three garments scored 0.9, 0.5 and 0.2, kept from the threshold (0.4 when None); takes 20 ms."""
+    """Three garments scored 0.9, 0.5 and 0.2 (times `factor`), kept from the threshold (0.4 when None); takes 20 ms."""
 
-    def __init__(self):
-        self.thresholds = []
+    def __init__(self, factor: float = 1.0):
+        self.thresholds, self.factor = [], factor
 
     def detect(self, image, threshold=None):
         self.thresholds.append(threshold)
         time.sleep(0.02)
         w, h = image.size
-        found = [Detection((0, 0, w / 2, h / 2), 0.9, "top"), Detection((w / 2, 0, w, h / 2), 0.5, "dress"),
-                 Detection((0, h / 2, w, h), 0.2, "top")]
+        found = [Detection((0, 0, w / 2, h / 2), 0.9 * self.factor, "top"),
+                 Detection((w / 2, 0, w, h / 2), 0.5 * self.factor, "dress"),
+                 Detection((0, h / 2, w, h), 0.2 * self.factor, "top")]
         return [d for d in found if d.score >= (0.4 if threshold is None else threshold)]
 
 
@@ -83,11 +84,25 @@ def test_the_detector_threshold_reaches_the_detector(tmp_path):
     pipeline.detector = ScoredDetector()
     image = Image.new("RGB", (60, 80), (200, 30, 30))
     default, low, high = (pipeline.search(image, threshold=t) for t in (None, 0.1, 0.95))
-    assert pipeline.detector.thresholds == [None, 0.1, 0.95]
+    assert pipeline.detector.thresholds == [None, 0.1, 0.95, FLOOR]  # nothing passed 0.95: asked again at the floor
     assert [d.score for d in default.detections] == [0.9, 0.5] and [d.score for d in low.detections] == [0.9, 0.5, 0.2]
-    assert high.detections == [] and high.crop.size == (60, 80)  # nothing passes: the whole photo is searched
-    assert default.crop.size == low.crop.size != (60, 80)  # the best garment, cut out with its margin
-    assert pipeline.embedder.seen == [default.crop.size, low.crop.size, (60, 80)]
+    assert [d.score for d in high.detections] == [0.9]  # only the best box, though it scores below 0.95
+    assert default.crop.size == low.crop.size == high.crop.size != (60, 80)  # the best garment, with its margin
+    assert pipeline.embedder.seen == [default.crop.size] * 3
+
+
+def test_a_photo_whose_garments_all_score_low_is_searched_by_its_best_box(tmp_path):
+    pipeline, _ = synthetic_pipeline(tmp_path, ["top"] * 6)
+    image = Image.new("RGB", (60, 80), (200, 30, 30))
+    pipeline.detector = ScoredDetector(factor=0.3)  # 0.27, 0.15, 0.06: none passes the default 0.4
+    unsure = pipeline.search(image)
+    assert [d.score for d in unsure.detections] == [pytest.approx(0.27)] and unsure.crop.size != (60, 80)
+    pipeline.detector = ScoredDetector(factor=0.2)  # 0.18, 0.1, 0.04
+    assert [d.score for d in pipeline.search(image, threshold=0.5).detections] == [pytest.approx(0.18)]
+    pipeline.detector = ScoredDetector(factor=0.05)  # all below the floor: the whole photo is searched
+    nothing = pipeline.search(image)
+    assert nothing.detections == [] and nothing.crop.size == (60, 80)
+    assert pipeline.detector.thresholds == [None, FLOOR]
 
 
 def synthetic_pipeline(tmp_path, categories, index=None):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from detector import Detection, crops
+from detector import Detection, crops, find_garments
 from gan import Edit, StyleEditor
 from numbpie import embedder as embedders
 from numbpie import images
@@ -159,7 +159,7 @@ class Pipeline:
         if not (detect and self.detector is not None):
             return Result(image, image, None)
         with _timed(timings, "detect"):
-            detections = self.detector.detect(image, threshold=threshold)
+            detections = find_garments(self.detector, image, threshold)
             chosen = crops(image, detections)
         return Result(image, chosen.crop, chosen.box, detections)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from detector import find_garments
 from numbpie import images
 from numbpie.boxes import crop_around, iou
 from numbpie.metrics import retrieval_metrics, score_gap
@@ -79,7 +80,7 @@ def _query_pictures(queries, crop: str, detector) -> list[Image.Image]:
             out.append(photo)
         else:
             if path not in found:
-                found[path] = detector.detect(photo)
+                found[path] = find_garments(detector, photo)
             out.append(best_overlap_crop(photo, box, found[path]))
     return out
 
