@@ -23,7 +23,7 @@ UPLOAD_MAX_BYTES = 20_000_000
 EDIT_ATTRIBUTES = (*SHAPE_ATTRIBUTES, "pattern")
 MEMO_SIZE = 12  # prepared queries (detections, crop, vector) kept per session
 CARD_PX = (240, 240)  # every result picture is letterboxed to this, so the cards line up
-CROP_PX = (120, 160)  # the garment searched for, whatever its shape, keeps the results in view
+CROP_PX = (120, 160)  # the garment searched for and each GAN step, whatever its shape: results stay in view
 CLAMP = "display:-webkit-box;-webkit-box-orient:vertical;overflow:hidden;line-height:1.35;"
 
 
@@ -249,16 +249,15 @@ def edit_ui(pipeline: Pipeline, settings: Settings, query: Result, result: Resul
     st.session_state.edit_shown = edit_key
     edited = pipeline.rank(prepared, settings.k, min_score=settings.min_score, category=settings.category)
     st.caption("GAN steps: " + " → ".join(name for name, _ in edited.edit.steps))
-    steps = st.columns(max(4, len(edited.edit.steps)))
-    for column, (name, picture) in zip(steps, edited.edit.steps, strict=False):
-        column.image(picture, caption=name, width=180)
-    before, after = st.columns(2)
-    with before:
+    steps, compared = st.columns([1, 5])  # laid out as the query above, so one screen holds the edit
+    with steps:
+        for name, picture in edited.edit.steps:
+            st.image(letterbox(picture, CROP_PX), caption=name, width=CROP_PX[0])
+    with compared:
         st.markdown("**Original top 5**")
-        results_ui(result.matches[:5], "before", columns=3)
-    with after:
+        results_ui(result.matches[:5], "before")
         st.markdown("**After the edit: top 5**")
-        results_ui(edited.matches[:5], "after", columns=3)
+        results_ui(edited.matches[:5], "after")
     timings_ui(edited.timings if fresh else searched_only(edited.timings), "Time per step (edit + search)")
 
 

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from numbpie import images
 from numbpie.app import assemble, demo
+from numbpie.app.indexer import open_catalog
 from numbpie.app.pipeline import Pipeline
 from numbpie.errors import EditError
 from tests import stand_ins
@@ -154,12 +155,19 @@ def test_search_with_this_searches_with_the_products_indexed_vector(counted_app)
     assert scores == sorted(scores, reverse=True) and scores[0] < 1.0001
 
 
-def test_k_and_category_filters(app):
+def test_k_and_category_filters(app, data_dir):
     pick_example(app)
-    app.sidebar.slider[1].set_value(3).run()
-    app.sidebar.selectbox[0].select("top").run()
-    assert not app.exception
-    assert 1 <= len(result_keys(app)) <= 3
+    catalog = open_catalog(data_dir / "demo")
+
+    def categories():
+        return [p.category for p in catalog.get(int(key.split("-")[1]) for key in result_keys(app))]
+
+    app.sidebar.slider[1].set_value(3).run()  # k
+    assert not app.exception and len(result_keys(app)) == 3
+    for category in ("top", "dress"):
+        app.sidebar.selectbox[0].select(category).run()
+        assert not app.exception and not app.error
+        assert categories() == [category] * 3  # both cannot hold if the filter were ignored
 
 
 def test_minimum_score_hides_weaker_results(app):
