@@ -68,15 +68,26 @@ def to_image(x: torch.Tensor, size: tuple[int, int] | None = None) -> Image.Imag
     )
 
 
-def keep_detail(image: Image.Image, x: torch.Tensor, y: torch.Tensor) -> Image.Image:
-    """`image` plus the generator's change (y - x, at its input size) upsampled to `image`'s size.
+def keep_detail(image: Image.Image, x: torch.Tensor, y: torch.Tensor, low: float = 0.04,
+                high: float = 0.2) -> Image.Image:
+    """`image` plus the generator's change (y - x, at its input size) upsampled to `image`'s size,
+    without the input's fine detail where the change is large.
 
-    Where the generator changes nothing, the edit keeps every pixel of the full-size input
-    instead of a blurred copy of its small version.
+    Where the generator changes nothing, every pixel of the full-size input stays (not a blurred
+    copy of its small version). Where it changes a pixel by `high` or more (in [-1, 1] units; a
+    sleeve removed, a print replaced), the input's detail finer than the generator sees is
+    dropped too, else the removed sleeve's outline or the old stripes would show through;
+    between `low` and `high` the two blend.
     """
     full = to_tensor(image, 0)
-    delta = F.interpolate(y - x, size=full.shape[2:], mode="bilinear", align_corners=False)
-    return to_image((full + delta)[0].clamp_(-1, 1))
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t, size=full.shape[2:], mode="bilinear", align_corners=False)
+
+    change = (y - x).abs().amax(1, keepdim=True)
+    weight = F.max_pool2d(((change - low) / (high - low)).clamp(0, 1), 3, stride=1, padding=1)
+    detail = full - up(x)  # what the generator's input size cannot hold
+    return to_image((full + up(y - x) - up(weight) * detail)[0].clamp_(-1, 1))
 
 
 def encode_label(target: Mapping[str, str], layout: Layout) -> list[float]:

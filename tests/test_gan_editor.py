@@ -98,6 +98,21 @@ def test_keep_detail_adds_the_upsampled_change():
     assert abs(out[2, 20, 0] - 164) <= 1 and out[45, 20, 0] == 100 and (out[..., 1] == 100).all()
 
 
+def test_keep_detail_drops_the_inputs_fine_detail_where_the_generator_repaints():
+    """A removed print or sleeve must not show through: the bug behind faded stripes and pale outlines."""
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::4] = stripes[:, 1::4] = 255  # 2 px stripes: finer than the generator's 16 px input
+    image = Image.fromarray(stripes)
+    x = to_tensor(image, 16)
+    y = x.clone()
+    y[:, :, :, :8] = torch.tensor([0.6, -0.6, -0.6])[:, None, None]  # the left half repainted red
+    out = np.asarray(keep_detail(image, x, y)).astype(int)
+    repainted, kept = out[:, :26], out[:, 38:]
+    assert repainted.std(axis=(0, 1)).max() < 8  # one flat red, no stripes showing through
+    assert abs(repainted[..., 0].mean() - 204) < 4 and repainted[..., 1].mean() < 55
+    assert np.array_equal(kept, stripes[:, 38:])  # untouched where nothing changed
+
+
 def test_encode_label_concatenates_one_hot_groups_and_zeros_length_for_tops():
     vector = encode_label({**TOP, "fit": "loose"}, SHAPE_LAYOUT)
     expected = [0, 1, 0, 0] + [0, 0, 1] + [1, 0, 0] + [0, 0, 0]
