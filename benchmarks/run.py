@@ -1,11 +1,15 @@
 """Run every benchmark and write docs/benchmarks.md with tables and plots.
 
-python -m benchmarks.run [--quick] [--out docs/benchmarks.md] [--skip search,gan,...]
+python -m benchmarks.run [--quick] [--out docs/benchmarks.md] [--skip search,gan,...] [--no-merge]
+
+A run of some sections (--skip) merges them into the results saved beside --out: each section
+comes from the newest run that measured it, and the report lists those runs and their commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -13,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("limits", "product", "embed", "pipeline", "gan", "search", "flat")
+from benchmarks.write import SECTIONS
 
 
 def _section(name: str, results: dict, notes: list, call):
@@ -57,7 +61,6 @@ def run_embed(quick: bool, peak: float | None) -> dict:
 
 def run_product(quick: bool) -> dict:
     """The page's path as a user runs it, now and (in a fresh process, pools unsized, fp32) as before."""
-    import json
     import subprocess
 
     from benchmarks import bench_pipeline
@@ -131,6 +134,18 @@ def run_flat(quick: bool, threads: int) -> dict:
     return {"rows": bench_search.flat_reference_rows(139_709, runs=10 if quick else 50, product_threads=threads)}
 
 
+ENV = ("NUMBPIE_DATA", "NUMBPIE_DEMO_PRODUCTS", "NUMBPIE_THREADS")  # settings a run's figures depend on
+
+
+def run_entry(results: dict) -> dict:
+    """This run as the report lists it: command (with the settings it ran under), sections, load, notes."""
+    return {"argv": results["argv"], "env": {key: os.environ[key] for key in ENV if key in os.environ},
+            "date": time.strftime("%Y-%m-%d %H:%M"), "quick": results["quick"],
+            "sections": [name for name in SECTIONS if name in results],
+            "load_average": results["machine"]["load_average"],
+            "load_average_end": results["machine"]["load_average_end"], "notes": results["notes"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -142,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="one pool size for torch, FAISS and TF")
     parser.add_argument("--from-json", help="only rewrite the report from results.json files of "
                         "earlier runs (comma-separated: their sections are merged, first wins)")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="write only this run's sections (by default they replace their namesakes in the "
+                        "results saved beside --out, and the other sections are kept)")
     args = parser.parse_args(argv)
     if args.from_json:
         from benchmarks.write import rewrite
@@ -172,10 +190,15 @@ def main(argv: list[str] | None = None) -> int:
             _section(name, results, notes, call)
     results["machine"]["load_average_end"] = os.getloadavg()[0]
     results["notes"] = notes
+    results["runs"] = [run_entry(results)]
 
-    from benchmarks.write import write_report
+    from benchmarks.write import limit_figures, merge, write_report
 
     out = Path(args.out)
+    saved = out.parent / out.stem / "results.json"
+    if saved.exists() and not args.no_merge:  # a run of some sections keeps the others' figures
+        results = merge([results, json.loads(saved.read_text())])
+        peak, bandwidth = limit_figures(results, args.threads)
     write_report(results, out, peak, bandwidth)
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from benchmarks import report
 
-__all__ = ["headline", "rewrite", "write_report"]
+__all__ = ["LOADED", "SECTIONS", "headline", "limit_figures", "merge", "rewrite", "runs_of", "write_report"]
+
+SECTIONS = ("limits", "product", "embed", "pipeline", "gan", "search", "flat")  # in the order a run measures them
+LOADED = 2.5  # a load average above this on 2 cores: other jobs shared the machine
 
 SPEED_WORK = """## Speed work these figures show
 
@@ -45,8 +48,6 @@ def _best(rows, key, **match):
 
 def section_command(*sections: str, extra: str = "") -> str:
     """The command that measures only `sections` (what a headline figure says it comes from)."""
-    from benchmarks.run import SECTIONS
-
     skip = ",".join(s for s in SECTIONS if s not in sections)
     return f"`python -m benchmarks.run --skip {skip}{extra}`"
 
@@ -114,34 +115,51 @@ def headline(results: dict, peak: float | None, bandwidth: float | None) -> list
     return lines
 
 
+def _peak_load(run: dict) -> float:
+    return max(load for load in (run.get("load_average"), run.get("load_average_end")) if load is not None) \
+        if run.get("load_average") is not None else 0.0
+
+
+def _run_line(run: dict) -> str:
+    """One run in the report's list: its command, when, its load and the sections it supplies."""
+    env = "".join(f"{key}={value} " for key, value in run.get("env", {}).items())
+    load = (f"load average {run['load_average']:.1f} at start, {run['load_average_end']:.1f} at end"
+            if run.get("load_average") is not None else "load not recorded")
+    when = f"{run['date']}, " if run.get("date") else ""
+    return (f"`{env}python -m benchmarks.run {' '.join(run['argv'])}` ({when}{load}"
+            f"{', quick' if run.get('quick') else ''}): {', '.join(run['sections'])}")
+
+
 def write_report(results: dict, out: Path, peak: float | None, bandwidth: float | None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = out.parent / out.stem
     figures.mkdir(exist_ok=True)
     (figures / "results.json").write_text(json.dumps(results, indent=1, default=str))
     m = results["machine"]
+    runs = runs_of(results)
     command = "python -m benchmarks.run " + " ".join(results["argv"])
-    loaded = max(m["load_average"], m["load_average_end"]) > 2.5
-    origin = ("Re-rendered from saved results; the runs that measured them are listed under Notes."
-              if results["argv"][:1] == ["--from-json"] else
-              "Every figure below is from that one run on this machine; rerun the command to reproduce.")
-    md = [
-        "# Benchmarks",
-        "",
-        f"Written by `{command.strip()}` (raw figures: `{figures.name}/results.json`). "
-        f"{'**Quick run: tiny sizes, few repeats.** ' if results['quick'] else ''}"
-        f"{origin}",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores ({m['isa']}); torch {m['torch']}, faiss {m['faiss']}, "
-        f"numpy {m['numpy']}, Python {m['python']}. One pool of 2 threads for torch, FAISS and TensorFlow "
-        f"(`benchmarks.common.configure_threads`). Load average at start {m['load_average']:.1f}, at end "
-        f"{m['load_average_end']:.1f}.",
-        "",
-    ]
-    if loaded:
-        md += ["> **Taken under load.** Other jobs shared these 2 cores (load average above 2.5), so "
-               "latencies are pessimistic and noisy, and multi-threaded figures suffer most. Rerun on a "
-               "quiet machine before quoting them.", ""]
+    under_load = [run for run in runs if _peak_load(run) > LOADED]
+    if len(runs) == 1:
+        origin = ("Re-rendered from saved results." if results["argv"][:1] == ["--from-json"] else
+                  "Every figure below is from that one run on this machine; rerun the command to reproduce.")
+        md = ["# Benchmarks", "",
+              f"Written by `{command.strip()}` (raw figures: `{figures.name}/results.json`). "
+              f"{'**Quick run: tiny sizes, few repeats.** ' if results['quick'] else ''}{origin}", ""]
+    else:
+        md = ["# Benchmarks", "",
+              f"Each section is from the newest of these runs that measured it (raw figures: "
+              f"`{figures.name}/results.json`; a run of some sections merges them into the saved results, "
+              f"`--no-merge` starts afresh):", ""] + [f"- {_run_line(run)}" for run in runs] + [""]
+    md += [f"Machine: {m['cpu']}, {m['cores']} cores ({m['isa']}); torch {m['torch']}, faiss {m['faiss']}, "
+           f"numpy {m['numpy']}, Python {m['python']}. One pool of 2 threads for torch, FAISS and TensorFlow "
+           f"(`benchmarks.common.configure_threads`)."
+           + (f" Load average at start {m['load_average']:.1f}, at end {m['load_average_end']:.1f}."
+              if len(runs) == 1 else ""), ""]
+    if under_load:
+        sections = ", ".join(s for run in under_load for s in run["sections"])
+        md += [f"> **Taken under load: {sections}.** Other jobs shared these 2 cores (load average above "
+               f"{LOADED}), so those latencies are pessimistic and noisy, and multi-threaded figures suffer "
+               "most. Rerun them on a quiet machine before quoting them.", ""]
     md += ["## Headline", ""] + [f"- {line}" for line in headline(results, peak, bandwidth)] + [""]
 
     if "limits" in results:
@@ -253,39 +271,76 @@ def write_report(results: dict, out: Path, peak: float | None, bandwidth: float 
     out.write_text("\n".join(md))
 
 
+def runs_of(results: dict) -> list[dict]:
+    """The runs of benchmarks.run behind `results`, newest first: command, sections, load, notes.
+
+    Results written before runs were listed count as one run: their command and every section they hold.
+    """
+    if "runs" in results:
+        return results["runs"]
+    m = results.get("machine", {})
+    return [{"argv": results.get("argv", []), "quick": results.get("quick", False),
+             "sections": [s for s in SECTIONS if s in results], "load_average": m.get("load_average"),
+             "load_average_end": m.get("load_average_end"), "notes": results.get("notes", [])}]
+
+
+def _search_key(row: dict) -> tuple:
+    return row["data"], row["n"], row["index"], row["factory"], row["param"]
+
+
 def merge(parts: list[dict]) -> dict:
-    """One results dict from several runs: sections from the first run that has them; search rows from all, first wins."""
-    results = dict(parts[0])
-    for part in parts[1:]:
-        for key, value in part.items():
-            results.setdefault(key, value)
-    searches = [p["search"]["rows"] for p in parts if "search" in p]
-    if len(searches) > 1:  # search rows add up across runs (one run may measure only 10^6)
+    """One results dict from several, earlier parts winning: each section from the first part that has it.
+
+    Search rows add up across parts (one run may measure only 10^6), the first part's row winning
+    where two measured the same index. `runs` lists, newest first, the runs whose figures were
+    kept and the sections each supplies; a run none of whose figures were kept is dropped.
+    """
+    results = {key: value for key, value in parts[0].items() if key not in SECTIONS}
+    results["machine"] = dict(parts[0]["machine"])
+    supplied: list[set] = [set() for _ in parts]  # sections each part supplies
+    for name in SECTIONS:
+        owner = next((i for i, part in enumerate(parts) if name in part), None)
+        if owner is not None:
+            results[name] = parts[owner][name]
+            supplied[owner].add(name)
+    if sum("search" in part for part in parts) > 1:
         seen, rows = set(), []
-        for row in (r for part in searches for r in part):
-            key = (row["data"], row["n"], row["index"], row["factory"], row["param"])
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
+        for i, part in enumerate(parts):
+            for row in part.get("search", {}).get("rows", []):
+                if _search_key(row) not in seen:
+                    seen.add(_search_key(row))
+                    rows.append(row)
+                    supplied[i].add("search")
         results["search"] = {**results["search"], "rows": rows}
-    results["notes"] = [n for part in parts for n in part.get("notes", [])]
-    if len(parts) > 1:
-        commands = "; ".join("`python -m benchmarks.run " + " ".join(p["argv"]) + "`" for p in parts)
-        results["notes"].append(f"Merged from {len(parts)} runs (each section from the first run that "
-                                f"has it): {commands}.")
-        results["machine"]["load_average"] = max(p["machine"]["load_average"] for p in parts)
-        results["machine"]["load_average_end"] = max(p["machine"]["load_average_end"] for p in parts)
+    runs = []
+    for part, sections in zip(parts, supplied, strict=True):
+        for run in runs_of(part):
+            kept = [s for s in run["sections"] if s in sections]
+            if kept:
+                runs.append({**run, "sections": kept})
+    results["runs"] = runs
+    results["notes"] = [note for run in runs for note in run.get("notes", [])]
+    results["seconds"] = {}
+    for part, sections in zip(parts, supplied, strict=True):
+        for name in sections:
+            if name in part.get("seconds", {}):
+                results["seconds"].setdefault(name, part["seconds"][name])
+    results["quick"] = any(run.get("quick") for run in runs)
     return results
+
+
+def limit_figures(results: dict, threads: int = 2) -> tuple[float | None, float | None]:
+    """The fp32 matmul peak (GFLOP/s, torch on `threads`) and the read bandwidth (GB/s) from the limits section."""
+    if "limits" not in results:
+        return None, None
+    from benchmarks.limits import best_gflops
+
+    return (best_gflops(results["limits"]["matmul"], "float32", threads),
+            max(r["gb_per_s"] for r in results["limits"]["bandwidth"]))
 
 
 def rewrite(results_json: list[Path], out: Path) -> None:
     """Write the report again from saved results.json files (no measuring)."""
     results = merge([json.loads(Path(p).read_text()) for p in results_json])
-    if len(results_json) > 1:
-        results["argv"] = ["--from-json", ",".join(str(p) for p in results_json)]
-    peak = bandwidth = None
-    if "limits" in results:
-        peak = max(r["gflops"] for r in results["limits"]["matmul"]
-                   if r["engine"] == "torch" and r["dtype"] == "float32" and r["threads"] == 2)
-        bandwidth = max(r["gb_per_s"] for r in results["limits"]["bandwidth"])
-    write_report(results, out, peak, bandwidth)
+    results["argv"] = ["--from-json", ",".join(str(p) for p in results_json)]
+    write_report(results, out, *limit_figures(results))

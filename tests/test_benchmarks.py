@@ -119,3 +119,47 @@ def test_every_headline_figure_says_whose_path_it_is_and_its_command():
         assert line.startswith(("**Product's path.**", "**Comparison.**")), line
         assert "`python -m benchmarks.run --skip " in line, line
     assert [line.startswith("**Product's path.**") for line in lines] == [True, False, False, False, True]
+
+
+def test_a_run_of_some_sections_merges_them_into_the_saved_results(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import common, run
+
+    label = "bundled 128 px bf16, thread policy 2"
+    earlier = {"machine": {**common.machine(), "load_average_end": 1.0}, "quick": False,
+               "argv": ["--skip", "limits,embed,pipeline,gan,search"],
+               "product": {"rows": [{"config": f"page path: {label}", "step": "total", "p50_ms": 30.0,
+                                     "p95_ms": 40.0}], "demo_products": 100},
+               "flat": {"rows": [{"engine": "numbpie Index.search", "threads": 2, "p50_ms": 20.0,
+                                  "gb_per_s": 57.2, "of_bandwidth": 0.8}]},
+               "seconds": {"product": 50.0, "flat": 40.0}, "notes": ["earlier note"]}
+    out = tmp_path / "benchmarks.md"
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "results.json").write_text(json.dumps(earlier))
+    monkeypatch.setattr(common, "configure_threads", lambda threads: None)
+    gan_rows = iter([[{"editor": name, "p50_ms": 9.0}] for name in ("first", "second", "third")])
+    monkeypatch.setattr(run, "run_gan", lambda quick, peak: {"rows": next(gan_rows)})
+    only_gan = ["--skip", ",".join(s for s in run.SECTIONS if s != "gan"), "--out", str(out)]
+
+    assert run.main(only_gan) == 0
+    saved = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert saved["product"] == earlier["product"] and saved["flat"] == earlier["flat"]
+    assert saved["gan"] == {"rows": [{"editor": "first", "p50_ms": 9.0}]}
+    assert [(r["argv"], r["sections"]) for r in saved["runs"]] == [(only_gan, ["gan"]),
+                                                                   (earlier["argv"], ["product", "flat"])]
+    assert saved["notes"] == ["earlier note"] and set(saved["seconds"]) == {"product", "flat", "gan"}
+    report = out.read_text()
+    for heading in ("## The page's path, as a user runs it", "## Flat search over", "## GAN edit latency"):
+        assert heading in report
+    assert "p50 30 ms" in report and "p50 20.0 ms" in report  # the earlier run's headline figures stay
+    assert "--skip limits,embed,pipeline,gan,search`" in report and f"--skip {only_gan[1]} --out" in report
+
+    assert run.main(only_gan) == 0  # the newest run of a section wins; a run left with none is dropped
+    saved = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert saved["gan"]["rows"][0]["editor"] == "second"
+    assert [r["sections"] for r in saved["runs"]] == [["gan"], ["product", "flat"]]
+
+    assert run.main(only_gan + ["--no-merge"]) == 0  # afresh: this run's sections only
+    saved = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert saved["gan"]["rows"][0]["editor"] == "third" and "product" not in saved and len(saved["runs"]) == 1
