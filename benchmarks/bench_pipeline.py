@@ -33,7 +33,9 @@ def random_detector(folder: Path):
     try:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(2)
+        from numbpie.app import threads
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads.TF_THREADS)  # the product's policy
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import detector
         from detector.export import export_graph

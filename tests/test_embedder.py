@@ -1,3 +1,4 @@
+import copy
 import pickle
 
 import numpy as np
@@ -95,3 +96,45 @@ def test_bf16_embeddings_stay_close_to_fp32():
     assert (np.sum(fp32 * bf16, axis=1) > 0.99).all()
     with pytest.raises(ValueError, match="fp32, bf16"):
         embedder.load("random", precision="int4")
+
+
+def _eager(model, batch: np.ndarray, bf16: bool) -> np.ndarray:
+    """The network as trained, run as embed ran it before the frozen copy: unit rows (autocast for bf16)."""
+    x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last if bf16 else torch.contiguous_format)
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        return torch.nn.functional.normalize(model(x).float()).numpy()
+
+
+@pytest.mark.parametrize(("precision", "agreement"), [("bf16", 0.999), ("fp32", 0.99999)])
+def test_the_frozen_network_gives_the_vectors_of_the_trained_one(precision, agreement):
+    """The bundled embedder's folded, frozen, fused copy against its eager forward, on product and street views."""
+    from numbpie.synth import random_spec, render_product, render_street
+
+    bundled = embedder.load("bundled", precision=precision)
+    pictures = [render_product(random_spec(n), size=160) for n in range(4)]
+    streets = [render_street(random_spec(n), seed=n, size=(320, 240)) for n in range(4)]
+    pictures += [image.crop(tuple(round(v) for v in boxes[0])) for image, boxes in streets]  # garment crops
+    vectors = bundled.embed(pictures)
+    expected = _eager(copy.deepcopy(bundled.model),
+                      embedder.to_batch(pictures, bundled.input_size, bundled.mean, bundled.std),
+                      precision == "bf16")
+    assert np.sum(vectors * expected, axis=1).min() >= agreement
+    assert np.sum(bundled.embed(pictures[:1]) * expected[:1]) >= agreement  # a single query, as the page runs
+    assert bundled.model.training is False and next(bundled.model.parameters()).dtype == torch.float32
+
+
+def test_a_replaced_network_is_frozen_anew_and_the_weights_are_copied(random_embedder):
+    """The frozen copy follows `model` when it is replaced, and never changes the model it was made from."""
+    pictures = [make_image(n) for n in range(2)]
+    weights_before = {k: v.clone() for k, v in random_embedder.model.state_dict().items()}
+    before = random_embedder.embed(pictures)
+    for key, value in random_embedder.model.state_dict().items():
+        torch.testing.assert_close(value, weights_before[key], rtol=0, atol=0)
+    torch.manual_seed(5)
+    other = embedder.build_inception()  # other random weights
+    random_embedder.model = other.eval()
+    after = random_embedder.embed(pictures)
+    expected = _eager(other, embedder.to_batch(pictures, random_embedder.input_size, random_embedder.mean,
+                                               random_embedder.std), random_embedder.precision == "bf16")
+    assert np.sum(after * expected, axis=1).min() >= 0.99
+    assert np.sum(after * before, axis=1).max() < 0.99
