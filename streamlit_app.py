@@ -256,9 +256,16 @@ def edit_ui(pipeline: Pipeline, settings: Settings, query: Result, result: Resul
     with compared:
         st.markdown("**Original top 5**")
         results_ui(result.matches[:5], "before")
-        st.markdown("**After the edit: top 5**")
+        st.markdown("**After the edit: top 5**" + preferred_text(edited.prefer))
         results_ui(edited.matches[:5], "after")
     timings_ui(edited.timings if fresh else searched_only(edited.timings), "Time per step (edit + search)")
+
+
+def preferred_text(prefer: dict[str, str]) -> str:
+    """' (sleeve length short first)': which tags the edited search put first, as the tagger read the edit."""
+    if not prefer:
+        return ""
+    return " (" + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in prefer.items()) + " first)"
 
 
 def searched_only(timings: dict[str, float]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from numbpie.errors import TagError
 
@@ -13,6 +13,7 @@ __all__ = [
     "PATTERN_ATTRIBUTES",
     "SHAPE_ATTRIBUTES",
     "applies_to",
+    "preference_order",
     "validate_tags",
 ]
 
@@ -73,3 +74,15 @@ def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
             )
         clean[name] = value
     return clean
+
+
+def preference_order(tags: Sequence[Mapping[str, str]], wanted: Mapping[str, str]) -> list[int]:
+    """Positions of `tags` ordered by how many of the `wanted` tags each carries, most first; ties keep their order.
+
+    A search ranks its candidates by similarity, then this moves the ones that show what the
+    shopper asked for (say sleeve_length=short after an edit) ahead of the rest.
+    """
+    def missing(position: int) -> int:
+        return sum(tags[position].get(name) != value for name, value in wanted.items())
+
+    return sorted(range(len(tags)), key=missing)

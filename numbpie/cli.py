@@ -215,8 +215,10 @@ def _eval_edits(args) -> dict:
     if args.sheet:
         edits.edit_sheet(args.data, editor, args.split).save(args.sheet, optimize=True)
         print(f"contact sheet: {args.sheet}", file=sys.stderr)
-    search = None if args.no_search else edits.gallery_search(args.data, embedders.load(args.embedder), args.split)
-    metrics = edits.evaluate_edits(args.data, editor, taggers.load(args.tagger), args.split,
+    tagger = taggers.load(args.tagger)
+    search = None if args.no_search else edits.gallery_search(args.data, embedders.load(args.embedder), args.split,
+                                                               tagger=tagger)
+    metrics = edits.evaluate_edits(args.data, editor, tagger, args.split,
                                    args.per_value, search, progress=_progress_bar("edit"))
     if not args.json:  # the per-value breakdown as one line each
         for key, row in metrics.pop("per_value").items():

@@ -262,6 +262,8 @@ def test_a_tag_edit_gives_new_results(full_app):
     assert before != after
     assert any("Time per step (edit + search)" in h.value for h in at.sidebar.subheader)
     assert "GAN steps: crop → shape → pattern" in [c.value for c in at.caption]  # the steps that ran
+    # the stand-in tagger still reads solid on the edit, so solid products come first, and the page says so
+    assert "**After the edit: top 5** (pattern solid first)" in [m.value for m in at.markdown]
 
 
 def test_an_edit_stays_through_a_filter_change_without_editing_again(full_app):

@@ -75,7 +75,7 @@ def test_a_perfect_editor_and_the_do_nothing_baseline(world):
     oracle = Oracle(tagger, lambda image: sources[image.tobytes()])
 
     perfect = edits.evaluate_edits(world, oracle, tagger, "test", per_value=1,
-                                       search=lambda image: [tagger.tag(image)] * 5)
+                                       search=lambda image, tags: [tagger.tag(image)] * 5)
     assert perfect["success"] == perfect["preservation"] == perfect["search_top5_match"] == 1.0
     assert perfect["l1_ratio"] == 0.0
     assert sum(row["cases"] for row in perfect["per_value"].values()) == len(cases)
@@ -144,3 +144,30 @@ def test_cli_eval_edits_of_a_training_folder_skips_what_it_cannot_edit_and_write
     with Image.open(sheet) as image:  # 8 rows (or fewer products), a column per tag value plus the product
         columns = 1 + sum(len(ATTRIBUTES[a]) for a in edits.EDITABLE)
         assert image.width == columns * 128
+
+
+class ReadsAs:
+    """A tagger that reads the same `tags` on every garment."""
+
+    def __init__(self, tags):
+        self.tags = tags
+
+    def tag(self, image):
+        return dict(self.tags)
+
+
+def test_gallery_search_ranks_as_the_page_does_after_an_edit(world, random_embedder):
+    from numbpie.synth.splits import split_products
+
+    products = split_products(world, "test")
+    name, value = next((n, p.attributes[n]) for n in ("pattern", "sleeve_length", "fit") for p in products
+                       if 0 < sum(q.attributes[n] == p.attributes[n] for q in products) < len(products))
+    other = next(v for v in ATTRIBUTES[name] if v != value)
+    carrying = sum(p.attributes[name] == value for p in products)
+    query = render_product(edits.split_specs(world, "test")[products[0].id])
+    by_similarity = edits.gallery_search(world, random_embedder, "test", k=len(products))(query)
+    search = edits.gallery_search(world, random_embedder, "test", k=len(products), tagger=ReadsAs({name: value}))
+    assert search(query) == by_similarity
+    ranked = search(query, {name: other})  # the request was `other`; the tagger reads `value` on the edit
+    assert [t[name] == value for t in ranked] == [True] * carrying + [False] * (len(products) - carrying)
+    assert [t for t in ranked if t[name] != value] == [t for t in by_similarity if t[name] != value]

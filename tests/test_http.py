@@ -154,6 +154,10 @@ def test_search_with_tags_edits_the_garment_first(client, shots):
     assert len(edited["results"]) == 5
     # the query is no longer the catalog image itself, so it no longer scores 1
     assert edited["results"][0]["score"] < plain["results"][0]["score"] - 1e-4
+    # results carrying the pattern the tagger reads on the edited garment come first
+    assert plain["preferred_tags"] == {} and set(edited["preferred_tags"]) == {"pattern"}
+    carries = [r["attributes"].get("pattern") == edited["preferred_tags"]["pattern"] for r in edited["results"]]
+    assert carries == sorted(carries, reverse=True) and carries[0]
 
 
 def test_edit_answers_the_edited_garment_as_png(client, shots):

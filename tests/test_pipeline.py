@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import time
 
@@ -105,10 +106,12 @@ def test_a_photo_whose_garments_all_score_low_is_searched_by_its_best_box(tmp_pa
     assert pipeline.detector.thresholds == [None, FLOOR]
 
 
-def synthetic_pipeline(tmp_path, categories, index=None):
+def synthetic_pipeline(tmp_path, categories, index=None, attributes=None):
     """Products 1..n, whose vectors lie ever further from the query e0 as the id grows, over dummy images."""
     catalog = Catalog(tmp_path / "catalog.sqlite")
-    ids = catalog.add_many([(f"p{i}.jpg", f"p{i}", c, {}, {}) for i, c in enumerate(categories, 1)])
+    attributes = attributes or [{}] * len(categories)
+    ids = catalog.add_many([(f"p{i}.jpg", f"p{i}", c, a, {})
+                            for i, (c, a) in enumerate(zip(categories, attributes, strict=True), 1)])
     angles = np.linspace(0.0, 1.5, len(ids))
     vectors = np.zeros((len(ids), 8), np.float32)
     vectors[:, 0], vectors[:, 1] = np.cos(angles), np.sin(angles)
@@ -269,3 +272,51 @@ def test_a_catalog_product_is_searched_with_its_indexed_vector(pipeline, monkeyp
 def test_a_product_no_longer_in_the_catalog_is_a_user_error(pipeline):
     with pytest.raises(UserError, match="no longer in this catalog"):
         pipeline.product_query(10_000)
+
+
+def test_preference_order_puts_the_wanted_tags_first_and_keeps_the_order_within_each_group():
+    from numbpie.attributes import preference_order
+
+    tags = [{"sleeve_length": "long", "fit": "tight"}, {"sleeve_length": "short", "fit": "tight"}, {},
+            {"sleeve_length": "short", "fit": "loose"}, {"sleeve_length": "short", "fit": "tight"}]
+    assert preference_order(tags, {"sleeve_length": "short"}) == [1, 3, 4, 0, 2]
+    assert preference_order(tags, {"sleeve_length": "short", "fit": "tight"}) == [1, 4, 0, 3, 2]
+    assert preference_order(tags, {}) == [0, 1, 2, 3, 4]
+
+
+def tagged_pipeline(tmp_path, sleeves):
+    """`synthetic_pipeline` whose products carry `sleeves` (in order of falling similarity to the query)."""
+    return synthetic_pipeline(tmp_path, ["top"] * len(sleeves), attributes=[{"sleeve_length": s} for s in sleeves])
+
+
+def test_after_an_edit_the_products_carrying_the_changed_tag_come_first_by_similarity(tmp_path):
+    pipeline, query = tagged_pipeline(tmp_path, ["long"] * 30 + ["short", "long", "short"] + ["long"] * 100)
+    assert [m.product.id for m in pipeline.rank(query, 3).matches] == [1, 2, 3]
+    edited = dataclasses.replace(query, prefer={"sleeve_length": "short"})
+    matches = pipeline.rank(edited, 3).matches
+    assert [m.product.id for m in matches] == [31, 33, 1]  # both short ones (from 100 deep), then the nearest
+    assert [m.score for m in matches[:2]] == sorted((m.score for m in matches[:2]), reverse=True)
+
+
+class StubbornEditor:
+    """An editor that changes nothing: the edit it was asked for fails."""
+
+    has_model_view = False
+
+    def edit(self, image, tags, model_view=False, current=None):
+        from gan import Edit
+
+        return Edit(image.copy(), [("crop", image)])
+
+
+def test_the_preferred_tags_are_what_the_tagger_reads_on_the_edit_or_the_request_without_a_tagger(pipeline,
+                                                                                                  image_tree):
+    path = image_tree / "top" / "item_01.jpg"
+    pipeline.editor = StubbornEditor()
+    current = {"category": "top", "sleeve_length": "short"}
+    assert pipeline.search(path, tags={"sleeve_length": "long"}, current=current).prefer == {"sleeve_length": "long"}
+    pipeline.tagger = ListeningTagger()  # reads short sleeves on the (unchanged) edit
+    result = pipeline.search(path, tags={"sleeve_length": "long"}, current=current)
+    assert result.prefer == {"sleeve_length": "short"}  # a failed edit is not dressed up by the results
+    assert pipeline.tagger.seen == [result.query.size]
+    assert pipeline.search(path).prefer == {}  # no edit, no preference

@@ -22,7 +22,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from numbpie import images
@@ -71,6 +71,9 @@ class MatchOut(ProductOut):
 class SearchOut(BaseModel):
     results: list[MatchOut]
     box: list[float] | None
+    preferred_tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="after an edit: results carrying these tags (read on the edited garment) come first")
     timings_ms: dict[str, float]
 
 
@@ -234,6 +237,7 @@ def create_app(pipeline: Pipeline, api_key: str | None = None) -> FastAPI:
                                  category=category or None)
         return {"results": _matches_out(result.matches),
                 "box": [float(v) for v in result.box] if result.box is not None else None,
+                "preferred_tags": result.prefer,
                 "timings_ms": {step: round(s * 1000, 3) for step, s in result.timings.items()}}
 
     @app.post("/edit", response_class=Response,

@@ -18,7 +18,7 @@ from gan import Edit, StyleEditor
 from numbpie import embedder as embedders
 from numbpie import images
 from numbpie.app.indexer import open_catalog, require_catalog
-from numbpie.attributes import validate_tags
+from numbpie.attributes import preference_order, validate_tags
 from numbpie.catalog import Catalog, Product
 from numbpie.embedder import Embedder
 from numbpie.errors import CatalogError, EditError, OptionError
@@ -52,6 +52,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
     vector: np.ndarray | None = None  # the query's unit vector (1, D), what `Pipeline.rank` searches with
     product: Product | None = None  # the catalog product the query is, if it is one (never among its matches)
+    prefer: dict[str, str] = field(default_factory=dict)  # after an edit: the tags its matches should carry first
 
     @property
     def query(self) -> Image.Image:
@@ -128,6 +129,7 @@ class Pipeline:
         result = self._locate(image, box, detect, threshold, timings)
         if tags or model_view:
             result.edit = self.edit(result.crop, tags or {}, model_view, current, timings)
+            result.prefer = self.sought(result.edit.image, tags or {}, timings)
         with _timed(timings, "embed"):
             result.vector = self.embedder.embed([result.query])
         result.timings = timings
@@ -149,7 +151,7 @@ class Pipeline:
         """A copy of a prepared `result` with its top-k matches; only the index search and the lookup run."""
         timings = {step: t for step, t in result.timings.items() if step not in ("search", "lookup")}
         own = result.product.id if result.product is not None else None
-        matches = self._retrieve(result.vector, k + (own is not None), min_score, category, timings)
+        matches = self._retrieve(result.vector, k + (own is not None), min_score, category, timings, result.prefer)
         matches = [m for m in matches if m.product.id != own][:k]
         return dataclasses.replace(result, matches=matches, timings=timings)
 
@@ -166,6 +168,19 @@ class Pipeline:
     def tag(self, crop: Image.Image) -> dict[str, str]:
         """The garment's present tags read by the tagger ({} without one), e.g. {'category': 'dress', ...}."""
         return dict(self.tagger.tag(crop)) if self.tagger is not None else {}
+
+    def sought(self, edited: Image.Image, tags: Mapping[str, str], timings: dict | None = None) -> dict[str, str]:
+        """The changed attributes as the tagger reads them on the edited garment (as requested, without a tagger).
+
+        Matches carrying these come first, so the results show the change the picture shows: a
+        failed edit is not hidden by results that carry the request anyway.
+        """
+        tags = validate_tags(tags)
+        if not tags or self.tagger is None:
+            return tags
+        with _timed(timings if timings is not None else {}, "tag"):
+            read = self.tag(edited)
+        return {name: read.get(name, value) for name, value in tags.items()}
 
     def edit(self, crop: Image.Image, tags: Mapping[str, str], model_view: bool = False,
              current: Mapping[str, str] | None = None, timings: dict | None = None) -> Edit:
@@ -187,9 +202,9 @@ class Pipeline:
         matches = self._retrieve(vector, k + 1, min_score, category, {})
         return [m for m in matches if m.product.id != product_id][:k]
 
-    def _retrieve(self, vector, k, min_score, category, timings) -> list[Match]:
-        # A category filter searches deeper, then keeps the first k that pass.
-        depth = k if category is None else min(len(self.index), max(10 * k, 100))
+    def _retrieve(self, vector, k, min_score, category, timings, prefer=None) -> list[Match]:
+        # A category filter or preferred tags search deeper, then keep the first k that pass / carry them.
+        depth = k if category is None and not prefer else min(len(self.index), max(10 * k, 100))
         with _timed(timings, "search"):
             scores, ids = self.index.search(vector, depth)
         with _timed(timings, "lookup"):
@@ -197,4 +212,8 @@ class Pipeline:
             products = self.catalog.get([i for i, _ in pairs])
             matches = [Match(p, float(s)) for p, (_, s) in zip(products, pairs, strict=True)
                        if category is None or p.category == category]
+            if prefer:
+                order = preference_order([{"category": m.product.category, **m.product.attributes} for m in matches],
+                                         prefer)
+                matches = [matches[i] for i in order]
         return matches[:k]

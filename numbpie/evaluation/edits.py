@@ -5,7 +5,9 @@ towards it. The tagger judges success (it reads the target value) and preservati
 other attribute and the colour read as before the edit); the synthetic world renders the
 true edited garment for an L1 comparison (gan.prints.true_edit: a pattern edit lays the house
 print over the solid garment); an optional search callable measures how many of
-the top-5 results carry the requested value.
+the top-5 results carry the requested value, ranked as the page ranks them after an edit
+(products carrying the changed tags as the tagger reads them on the edit first) and by
+similarity alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from gan import Edit
 from gan.prints import true_edit
-from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to
+from numbpie.attributes import ATTRIBUTES, SHAPE_ATTRIBUTES, applies_to, preference_order
 from numbpie.embedder import letterbox
 from numbpie.errors import DatasetError, EditError
 from numbpie.evaluation.retrieval import embed_paths
@@ -91,8 +93,9 @@ def _judge(case: EditCase, source, edited, truth, tagger, search) -> dict:
         "l1_input": l1_distance(source, truth),
     }
     if search is not None:
-        top = search(edited)
-        row["search_top5_match"] = float(np.mean([t.get(case.attribute) == case.value for t in top])) if top else 0.0
+        for name, wanted in (("search_top5_match", {case.attribute: case.value}), ("similarity_top5_match", None)):
+            top = search(edited, wanted)
+            row[name] = float(np.mean([t.get(case.attribute) == case.value for t in top])) if top else 0.0
     return row
 
 
@@ -101,7 +104,8 @@ def summarise(rows: Sequence[dict], keys: Sequence[str]) -> dict:
 
     def means(part: Sequence[dict]) -> dict:
         out = {name: float(np.mean([r[name] for r in part]))
-               for name in ("success", "preservation", "search_top5_match") if name in part[0]}
+               for name in ("success", "preservation", "search_top5_match", "similarity_top5_match")
+               if name in part[0]}
         out["l1_ratio"] = float(sum(r["l1_edit"] for r in part) / max(1e-9, sum(r["l1_input"] for r in part)))
         return {**out, "cases": len(part)}
 
@@ -113,7 +117,7 @@ def summarise(rows: Sequence[dict], keys: Sequence[str]) -> dict:
 
 def evaluate_edits(data: str | Path, editor, tagger, split: str = "test", per_value: int = 8,
                    search: Callable[[Image.Image], list[dict]] | None = None, progress=None) -> dict:
-    """Edit quality over `edit_cases`; `search(image)` returns the top-5 results' attribute dicts.
+    """Edit quality over `edit_cases`; `search(image, tags)` returns the top-5 results' attribute dicts.
 
     `editor` is a gan.StyleEditor or anything with its `edit(image, tags, current=)` and `can_edit(tags, current)`.
     """
@@ -168,15 +172,25 @@ class TrueRender:
         return Edit(edited, [("crop", image), ("shape", edited)])
 
 
-def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5) -> Callable[[Image.Image], list[dict]]:
-    """A search over the split's product shots that returns the top-k products' tags."""
+def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5,
+                   tagger=None) -> Callable[[Image.Image, dict | None], list[dict]]:
+    """A search over the split's product shots that returns the top-k products' tags.
+
+    `search(image, tags)` ranks as `Pipeline` does after an edit to `tags`: products carrying
+    the changed attributes as `tagger` reads them on `image` come first; `tags=None` ranks by
+    similarity alone.
+    """
     products = split_products(data, split)
     gallery = embed_paths(embedder, [p.image for p in products])
-    tags = [{"category": p.category, **p.attributes} for p in products]
+    catalog_tags = [{"category": p.category, **p.attributes} for p in products]
 
-    def search(image: Image.Image) -> list[dict]:
+    def search(image: Image.Image, tags: dict | None = None) -> list[dict]:
         scores = gallery @ normalize(embedder.embed([image]))[0]
-        return [tags[i] for i in np.argsort(-scores, kind="stable")[:k]]
+        ranked = [catalog_tags[i] for i in np.argsort(-scores, kind="stable")]
+        if tags:
+            read = tagger.tag(image) if tagger is not None else {}
+            ranked = [ranked[i] for i in preference_order(ranked, {n: read.get(n, v) for n, v in tags.items()})]
+        return ranked[:k]
 
     return search
 
