@@ -115,6 +115,9 @@ def cmd_search(args) -> int:
         print(f"searched for the garment in box {tuple(round(v) for v in result.box)}", file=sys.stderr)
     if result.edit is not None:
         print(f"edited: {' → '.join(name for name, _ in result.edit.steps)}", file=sys.stderr)
+    if result.prefer:
+        wanted = ", ".join(f"{name} {value}" for name, value in result.prefer.items())
+        print(f"products with {wanted} (as read on the edit) first", file=sys.stderr)
     steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
     print(f"time: {steps}", file=sys.stderr)
     return 0

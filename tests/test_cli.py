@@ -119,6 +119,7 @@ def test_search_detects_the_garment_and_edits_it_like_the_page(built, capsys, st
     out = capsys.readouterr()
     assert stand_in_models.calls == [({"pattern": "floral"}, False)]
     assert "box (0, 0, 53, 128)" in out.err and "edited: crop → shape → pattern" in out.err
+    assert "products with pattern solid (as read on the edit) first" in out.err  # the stand-in tagger reads solid
     assert "tag " in out.err.split("time:")[1]  # the tagger read the garment's present tags for the editor
     assert main(["search", query, "--catalog", str(folder), "--no-detect", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["score"] == pytest.approx(1.0, abs=1e-3)
