@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 from numbpie import tagger, weights
 from numbpie.training import loop
 from numbpie.training import tagger as train_tagger
-from numbpie.attributes import ATTRIBUTES
+from numbpie.attributes import ATTRIBUTES, PALETTE
 from numbpie.synth import write_dataset
 
 
@@ -136,3 +138,33 @@ def test_the_bundled_tagger_reads_new_product_shots():
     right = {name: sum(f.get(name) == (s.category if name == "category" else getattr(s, name))
                        for f, s in zip(found, specs, strict=True)) for name in ("category", "pattern", "fit")}
     assert right["category"] >= 15 and right["pattern"] >= 14 and right["fit"] >= 14, right
+
+
+class PoolFeed:
+    """A stand-in for training.feed.Feed: a pool of rendered groups that grows by `grow` groups a call."""
+
+    def __init__(self, groups, grow):
+        self.waiting, self.groups, self.grow = list(groups), [], grow
+
+    def collect(self, wait_for=0):
+        self.groups += [self.waiting.pop(0) for _ in range(min(self.grow, len(self.waiting)))]
+        return len(self.groups)
+
+
+def test_street_views_come_from_the_renderers_pool_once_it_holds_four_batches(tiny_world, tmp_path):
+    from numbpie.training.feed import Product
+
+    red = Image.new("RGB", (40, 60), (200, 0, 0))
+    colours = list(PALETTE) * 3
+    groups = [[Product(f"f{n}.{k}", f"f{n}", {"category": "top", "color": colours[n]}, red, [red, red])
+               for k in range(2)] for n in range(40)]
+    options = train_tagger.TaggerOptions(data=str(tiny_world), out=str(tmp_path / "t"), input_size=64,
+                                         batch_size=8, street=0.5, threads=1)
+    task = train_tagger.TaggerTask(options, PoolFeed(groups, grow=10))
+    rng = random.Random(0)
+    assert task._street_views(rng) == ([], [])  # 10 groups: under 4 batches' worth of 4 views
+    images, tags = task._street_views(rng)  # 20 groups
+    assert len(images) == len(tags) == 4 and all(image is red for image in images)
+    assert all(any(t is p.tags for group in groups[:20] for p in group) for t in tags)  # from the pool so far
+    assert "loss" in task.train_step(1)
+    assert train_tagger.TaggerTask(options)._street_views(rng) == ([], [])  # no renderer, no street views

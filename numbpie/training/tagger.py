@@ -2,7 +2,9 @@
 
 Cross-entropy per attribute (length only for dresses), AdamW with a cosine schedule, on the
 shared loop (resume, `--init bundled`, bf16, val-best weights in <out>/best/). A share of each
-batch (`--fresh`) is new product shots rendered on the fly, never in any dataset.
+batch (`--fresh`) is new product shots rendered on the fly, never in any dataset; another
+(`--street`) is street crops and model shots of new products from the embedder's renderer
+process (`numbpie.training.feed`), since street crops of 1,200 products are learnt by heart.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from numbpie.embedder import to_batch
 from numbpie.synth.splits import split_views
 from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets, load
 from numbpie.training import loop
+from numbpie.training.feed import Feed
 from numbpie.training.torch_state import (
     autocast,
     load_modules,
@@ -47,10 +50,15 @@ class TaggerOptions(loop.LoopOptions):
     batch_size: int = 64
     lr: float = 3e-3
     fresh: float = 0.0  # share of each batch rendered on the fly: new product shots
+    street: float = 0.0  # share of each batch from the renderer process: street crops and model shots
+    pool: int = 3000  # rendered products kept for reuse by --street
     checkpoint_every: int = 100
     eval_every: int = 250
 
     HELP = {"fresh": "share of each batch that is new product shots rendered on the fly",
+            "street": "share of each batch that is street crops and model shots of new products, "
+                      "rendered in a separate process (used once it holds 4 batches' worth)",
+            "pool": "rendered products kept for reuse by --street",
             "init": "'bundled' or a tagger file to start from when --out has no checkpoint"}
 
 
@@ -109,8 +117,8 @@ def tagger_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tenso
 class TaggerTask:
     """The tagger's model, data and loss for `loop.train`."""
 
-    def __init__(self, options: TaggerOptions):
-        self.options = options
+    def __init__(self, options: TaggerOptions, feed: Feed | None = None):
+        self.options, self.feed = options, feed
         self.precision = loop.resolve_precision(options.precision)
         self.batch_size = options.batch_size
         self.fixed = {"input_size": options.input_size, "arch": "tagger"}
@@ -135,8 +143,10 @@ class TaggerTask:
     def train_step(self, step: int) -> dict[str, float]:
         rng = random.Random(self.options.seed * 1_000_003 + step)
         fresh = round(self.batch_size * self.options.fresh)
-        picks = rng.sample(range(len(self.views)), min(self.batch_size - fresh, len(self.views)))
-        images, targets = fresh_products(rng, fresh, self.options.input_size)
+        images, targets = self._street_views(rng)
+        picks = rng.sample(range(len(self.views)), min(self.batch_size - fresh - len(images), len(self.views)))
+        shots, labels = fresh_products(rng, fresh, self.options.input_size)
+        images, targets = images + shots, targets + labels
         images += [self.views[i] for i in picks]
         targets += [self.labels[i] for i in picks]
         batch = torch.from_numpy(to_batch([augment(image, rng) for image in images], self.options.input_size, MEAN, STD))
@@ -150,6 +160,14 @@ class TaggerTask:
         loss.backward()
         self.optimizer.step()
         return {"loss": loss.item()}
+
+    def _street_views(self, rng: random.Random) -> tuple[list[Image.Image], list[dict]]:
+        """`--street` of a batch: street crops and model shots of rendered products (none until the pool fills)."""
+        count = round(self.batch_size * self.options.street)
+        if self.feed is None or self.feed.collect() < 4 * count:  # not a handful of products over and over
+            return [], []
+        products = [rng.choice(rng.choice(self.feed.groups)) for _ in range(count)]
+        return [rng.choice(p.queries) for p in products], [p.tags for p in products]
 
     def evaluate(self) -> dict[str, float]:
         """Accuracy per attribute on the val split; the score is the mean over attributes and views."""
@@ -176,7 +194,14 @@ def main(args: argparse.Namespace) -> int:
     options = loop.options_from(args, TaggerOptions)
     torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
-    loop.train(TaggerTask(options), options)
+    side = round(options.input_size * 1.25)  # as labelled_views shrinks the dataset's views
+    feed = (Feed(options.seed + loop.checkpoint_step(options.out), side=side, pool=options.pool)
+            if options.street > 0 else None)
+    try:
+        loop.train(TaggerTask(options, feed), options)
+    finally:
+        if feed:
+            feed.close()
     best = json.loads((Path(options.out) / "best.json").read_text())
     print("best val accuracy " + json.dumps({k: round(v, 4) for k, v in best.items() if isinstance(v, float)}))
     if args.export:
