@@ -159,7 +159,7 @@ class TaggerTask:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.item(), "pool": float(len(self.feed.groups) if self.feed else 0)}
 
     def _street_views(self, rng: random.Random) -> tuple[list[Image.Image], list[dict]]:
         """`--street` of a batch: street crops and model shots of rendered products (none until the pool fills)."""
