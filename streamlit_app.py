@@ -79,7 +79,9 @@ def load_models() -> assemble.Models:
 
 @st.cache_resource(show_spinner="Opening the catalog…")
 def load_pipeline(folder: str) -> Pipeline:
-    return kept_for_good(assemble.open_pipeline(folder, models=load_models()))
+    pipeline = assemble.open_pipeline(folder, models=load_models())
+    pipeline.warm_up()
+    return kept_for_good(pipeline)
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)

@@ -320,3 +320,15 @@ def test_the_preferred_tags_are_what_the_tagger_reads_on_the_edit_or_the_request
     assert result.prefer == {"sleeve_length": "short"}  # a failed edit is not dressed up by the results
     assert pipeline.tagger.seen == [result.query.size]
     assert pipeline.search(path).prefer == {}  # no edit, no preference
+
+
+def test_warm_up_runs_every_model_once_on_a_catalog_picture(pipeline, monkeypatch):
+    seen = []
+    embed = pipeline.embedder.embed
+    monkeypatch.setattr(pipeline.embedder, "embed", lambda images: seen.append(images[0].size) or embed(images))
+    pipeline.detector, pipeline.tagger = ScoredDetector(), ListeningTagger()
+    pipeline.warm_up()
+    first = Image.open(next(iter(pipeline.catalog)).image)
+    assert pipeline.detector.thresholds == [None]  # the detector ran on the picture,
+    [crop] = seen  # then the embedder and the tagger, once each, on the detected garment
+    assert pipeline.tagger.seen == [crop] and crop[0] < first.width and crop[1] < first.height

@@ -311,7 +311,7 @@ def read_api_key(path: str | Path) -> str:
 
 def serve(catalog: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
           api_key_file: str | Path | None = None) -> None:
-    """Check the host and key, load the models once (`open_pipeline`), then run uvicorn until stopped."""
+    """Check the host and key, load the models once (`open_pipeline`) and warm them up, then run uvicorn."""
     import uvicorn
 
     from numbpie.app.assemble import open_pipeline
@@ -321,6 +321,7 @@ def serve(catalog: str | Path | None = None, host: str = "127.0.0.1", port: int 
                           "(every request but /health must then carry the key), or bind 127.0.0.1.")
     key = read_api_key(api_key_file) if api_key_file is not None else None
     pipeline = open_pipeline(catalog)
+    pipeline.warm_up()
     shown = f"[{host}]" if ":" in host else host
     print(f"numbpie: serving {len(pipeline.catalog)} products on http://{shown}:{port} (API docs at /docs)"
           + ("; requests need the API key" if key else ""), file=sys.stderr, flush=True)

@@ -135,6 +135,13 @@ class Pipeline:
         result.timings = timings
         return result
 
+    def warm_up(self) -> None:
+        """Run each model once on a catalog picture, so that a shopper's first photo does not pay for
+        building them (the embedder's frozen network, TensorFlow's kernels: seconds on 2 cores)."""
+        product = next(iter(self.catalog), None)
+        image = images.load(product.image) if product is not None else Image.new("RGB", (128, 128), "white")
+        self.tag(self.prepare(image).crop)
+
     def product_query(self, product_id: int) -> Result:
         """A catalog product as the query: its picture and its indexed vector (nothing is detected or embedded)."""
         timings: dict[str, float] = {}
