@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from tensorflow.python.framework import tensor_util
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from detector._tf import keras, tf
@@ -15,7 +19,13 @@ from detector.graph import META_NODE
 from detector.model import SSDConfig, build_ssd
 from numbpie.errors import TrainingError, UserError
 
-__all__ = ["export_graph", "freeze", "serving_function"]
+__all__ = ["export_graph", "freeze", "serving_function", "weights_from_graph"]
+
+# Freezing names each variable's constant after the op that read it, in its layer's scope
+# (".../stem_bn_1/Cast_2/ReadVariableOp/resource"): which op reads which variable.
+READ_BY = {"convolution": "kernel", "depthwise": "kernel", "Reshape": "bias",
+           "Cast": "moving_mean", "Cast_1": "moving_variance", "Cast_2": "gamma", "Cast_3": "beta"}
+_CONSTANT = re.compile(r"[^/]+/(?P<scope>[^/]+)/(?P<op>[^/]+)/ReadVariableOp/resource")
 
 
 def _decode(offsets: tf.Tensor, priors: tf.Tensor) -> tf.Tensor:
@@ -89,6 +99,28 @@ def freeze(
     node.attr["dtype"].type = tf.string.as_datatype_enum
     node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(json.dumps(meta)))
     return graph_def
+
+
+def weights_from_graph(graph_def: tf.compat.v1.GraphDef, model: keras.Model) -> list[np.ndarray]:
+    """The values of `model.variables` read back from a graph `freeze` made of a model built alike.
+
+    What lets a training run start from the bundled detector, which ships only as a frozen graph.
+    """
+    found: dict[tuple[str, str], np.ndarray] = {}
+    for node in graph_def.node:
+        match = _CONSTANT.fullmatch(node.name) if node.op == "Const" else None
+        if match and match["op"] in READ_BY:
+            scope = re.sub(r"_\d+$", "", match["scope"])
+            found[scope, READ_BY[match["op"]]] = tensor_util.MakeNdarray(node.attr["value"].tensor)
+    values = []
+    for variable in model.variables:
+        layer, name = variable.path.split("/")[-2:]
+        value = found.get((layer, name))
+        if value is None or tuple(value.shape) != tuple(variable.shape):
+            raise TrainingError(f"The frozen graph holds no {tuple(variable.shape)} value for {variable.path}: "
+                                "it was not exported from a detector built with these settings.")
+        values.append(value)
+    return values
 
 
 def export_graph(model: keras.Model, config: SSDConfig, path: str | Path, **options) -> Path:

@@ -17,9 +17,11 @@ import numpy as np
 
 from detector._tf import tf
 from detector.dataset import batches, load_coco, resolve_annotations
-from detector.export import export_graph
+from detector.export import export_graph, weights_from_graph
+from detector.graph import META_NODE, read_graph_def
 from detector.loss import ssd_loss
 from detector.model import SSDConfig, build_ssd
+from numbpie import weights
 from numbpie.errors import TrainingError
 from numbpie.training import loop
 
@@ -43,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: at the end)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and augmentation")
     parser.add_argument("--resume", action="store_true", help="ignored: a run folder always resumes")
+    parser.add_argument("--init", default="",
+                        help="'bundled' or a frozen graph we exported, to start from when --out has no checkpoint "
+                             "(its input size and width must match)")
     parser.add_argument("--export", default="detector.pb",
                         help="frozen graph of the final weights written in --out ('' to skip)")
     return parser
@@ -124,8 +129,18 @@ class DetectorTask:
             variable.assign(tensors[f"v{n:04d}"])
 
     def init_from(self, source: str) -> None:
-        raise TrainingError("The detector trains from scratch or resumes its run folder: a frozen graph "
-                            "cannot seed training. Drop --init.")
+        """Start from the weights in a frozen graph of ours (the bundled detector ships only as one)."""
+        path, _ = weights.resolve("detector", source)
+        graph_def = read_graph_def(path)
+        meta = next((n for n in graph_def.node if n.name == META_NODE), None)
+        if meta is None:
+            raise TrainingError(f"{path} is not a numbpie detector export, so it cannot seed training.")
+        config = json.loads(tf.make_ndarray(meta.attr["value"].tensor).item().decode())["config"]
+        if (config["input_size"], config["width"]) != (self.config.input_size, self.config.width):
+            raise TrainingError(f"{source} takes {config['input_size']} px at width {config['width']}; "
+                                f"pass --input-size {config['input_size']} --width {config['width']}.")
+        for variable, value in zip(self.model.variables, weights_from_graph(graph_def, self.model), strict=True):
+            variable.assign(value)
 
     def train_step(self, step: int) -> dict[str, float]:
         rng = np.random.default_rng([self.args.seed, step])  # the data is a function of the step
@@ -152,7 +167,7 @@ def train(args: argparse.Namespace) -> dict:
     """Run (or resume) training as `args` says; returns the losses, the step and the export path."""
     task = DetectorTask(args)
     options = loop.LoopOptions(out=args.out, steps=args.steps, checkpoint_every=args.checkpoint_every,
-                               eval_every=args.eval_every, seed=args.seed, precision="fp32")
+                               eval_every=args.eval_every, seed=args.seed, precision="fp32", init=args.init)
     reached = loop.train(task, options)
     exported = export_graph(task.model, task.config, Path(args.out) / args.export) if args.export else None
     return {"first_loss": task.losses[0] if task.losses else None,

@@ -131,3 +131,25 @@ def test_two_steps_checkpoint_resume_and_export(tiny_street, tmp_path):
     assert all(0.0 <= row["map50"] <= 1.0 and row["score"] == row["map50"] for row in history)
     scores = evaluate(detector.load(out / "again.pb"), tiny_street, split=None)
     assert scores["images"] == 6 and 0.0 <= scores["map50"] <= 1.0 and 0.0 <= scores["mean_iou"] <= 1.0
+
+
+def test_a_run_starts_from_the_weights_of_a_frozen_export(tiny_street, tmp_path, capsys):
+    from detector.export import export_graph
+    from detector.train import DetectorTask
+
+    common = ["--data", str(tiny_street), "--batch-size", "3", "--input-size", "128", "--width", "0.25",
+              "--val-split", "", "--export", "detector.pb"]
+    train(build_parser().parse_args([*common, "--out", str(tmp_path / "first"), "--steps", "1"]))
+    exported = tmp_path / "first" / "detector.pb"
+    task = DetectorTask(build_parser().parse_args([*common, "--out", str(tmp_path / "second")]))
+    assert weights_in(export_graph(task.model, task.config, tmp_path / "fresh.pb")) != weights_in(exported)
+    task.init_from(str(exported))
+    assert weights_in(export_graph(task.model, task.config, tmp_path / "seeded.pb")) == weights_in(exported)
+    wider = DetectorTask(build_parser().parse_args([*common, "--out", str(tmp_path / "third"), "--width", "0.5"]))
+    with pytest.raises(TrainingError, match="pass --input-size 128 --width 0.25"):
+        wider.init_from(str(exported))
+    # through the command line: a run folder without a checkpoint starts from --init
+    seeded = train(build_parser().parse_args([*common, "--out", str(tmp_path / "fourth"), "--steps", "1",
+                                              "--init", str(exported)]))
+    assert seeded["steps"] == 1 and np.isfinite(seeded["first_loss"])
+    assert f"started from {exported}" in capsys.readouterr().out
