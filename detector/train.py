@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", "--save-every", type=int, default=250, help="steps between checkpoints")
     parser.add_argument("--eval-every", type=int, default=0, help="steps between validations (0: at the end)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and augmentation")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow threads (0: its own choice, every core); one each when two runs share 2 cores")
     parser.add_argument("--resume", action="store_true", help="ignored: a run folder always resumes")
     parser.add_argument("--init", default="",
                         help="'bundled' or a frozen graph we exported, to start from when --out has no checkpoint "
@@ -165,6 +167,9 @@ class DetectorTask:
 
 def train(args: argparse.Namespace) -> dict:
     """Run (or resume) training as `args` says; returns the losses, the step and the export path."""
+    if args.threads:  # before TensorFlow runs its first op (TensorFlow refuses it after)
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     task = DetectorTask(args)
     options = loop.LoopOptions(out=args.out, steps=args.steps, checkpoint_every=args.checkpoint_every,
                                eval_every=args.eval_every, seed=args.seed, precision="fp32", init=args.init)
@@ -172,7 +177,8 @@ def train(args: argparse.Namespace) -> dict:
     exported = export_graph(task.model, task.config, Path(args.out) / args.export) if args.export else None
     return {"first_loss": task.losses[0] if task.losses else None,
             "last_loss": task.losses[-1] if task.losses else None,
-            "steps": reached, "export": str(exported) if exported else None}
+            "steps": reached, "export": str(exported) if exported else None,
+            "threads": tf.config.threading.get_intra_op_parallelism_threads()}
 
 
 def main(argv: list[str] | None = None) -> None:

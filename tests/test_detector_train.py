@@ -153,3 +153,14 @@ def test_a_run_starts_from_the_weights_of_a_frozen_export(tiny_street, tmp_path,
                                               "--init", str(exported)]))
     assert seeded["steps"] == 1 and np.isfinite(seeded["first_loss"])
     assert f"started from {exported}" in capsys.readouterr().out
+
+
+def test_threads_size_tensorflows_pools_in_a_fresh_process(tiny_street, tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "detector.train", "--data", str(tiny_street), "--out", str(tmp_path / "run"),
+               "--steps", "1", "--input-size", "128", "--width", "0.25", "--batch-size", "2", "--val-split", "",
+               "--export", "", "--threads", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["threads"] == 1
