@@ -15,7 +15,7 @@ from detector.detection import Detection
 from numbpie import weights
 from numbpie.errors import WeightsError
 
-__all__ = ["MAX_SIDE", "META_NODE", "Detector", "import_graph", "load", "read_graph_def"]
+__all__ = ["MAX_SIDE", "META_NODE", "Detector", "export_meta", "import_graph", "load", "read_graph_def"]
 
 META_NODE = "numbpie_meta"  # a string constant in our exports holding what `load` needs
 MAX_SIDE = 1600  # larger photos are shrunk first: the networks see 256-300 px anyway
@@ -85,13 +85,14 @@ def import_graph(graph_def, inputs: list[str], outputs: list[str]):
     )
 
 
-def _constant_string(graph_def, name: str) -> str:
-    node = next(n for n in graph_def.node if n.name == name)
-    return tf.make_ndarray(node.attr["value"].tensor).item().decode()
+def export_meta(graph_def) -> dict | None:
+    """What our export recorded in its meta node (input, outputs, classes, config); None for other graphs."""
+    node = next((n for n in graph_def.node if n.name == META_NODE), None)
+    return None if node is None else json.loads(tf.make_ndarray(node.attr["value"].tensor).item().decode())
 
 
 def _ours(graph_def, name: str, threshold: float | None) -> Detector:
-    meta = json.loads(_constant_string(graph_def, META_NODE))
+    meta = export_meta(graph_def)
     keys = ("boxes", "scores", "labels")
     function = import_graph(graph_def, [meta["input"]], [meta["outputs"][k] for k in keys])
 

@@ -18,7 +18,7 @@ import numpy as np
 from detector._tf import tf
 from detector.dataset import batches, load_coco, resolve_annotations
 from detector.export import export_graph, weights_from_graph
-from detector.graph import META_NODE, read_graph_def
+from detector.graph import export_meta, read_graph_def
 from detector.loss import ssd_loss
 from detector.model import SSDConfig, build_ssd
 from numbpie import weights
@@ -134,10 +134,10 @@ class DetectorTask:
         """Start from the weights in a frozen graph of ours (the bundled detector ships only as one)."""
         path, _ = weights.resolve("detector", source)
         graph_def = read_graph_def(path)
-        meta = next((n for n in graph_def.node if n.name == META_NODE), None)
+        meta = export_meta(graph_def)
         if meta is None:
             raise TrainingError(f"{path} is not a numbpie detector export, so it cannot seed training.")
-        config = json.loads(tf.make_ndarray(meta.attr["value"].tensor).item().decode())["config"]
+        config = meta["config"]
         if (config["input_size"], config["width"]) != (self.config.input_size, self.config.width):
             raise TrainingError(f"{source} takes {config['input_size']} px at width {config['width']}; "
                                 f"pass --input-size {config['input_size']} --width {config['width']}.")

@@ -184,9 +184,13 @@ def gallery_search(data: str | Path, embedder, split: str = "test", k: int = 5,
     gallery = embed_paths(embedder, [p.image for p in products])
     catalog_tags = [{"category": p.category, **p.attributes} for p in products]
 
+    last: list = [None, None]  # the last image and its similarity ranking: each edit is searched twice
+
     def search(image: Image.Image, tags: dict | None = None) -> list[dict]:
-        scores = gallery @ normalize(embedder.embed([image]))[0]
-        ranked = [catalog_tags[i] for i in np.argsort(-scores, kind="stable")]
+        if last[0] is not image:
+            scores = gallery @ normalize(embedder.embed([image]))[0]
+            last[:] = image, [catalog_tags[i] for i in np.argsort(-scores, kind="stable")]
+        ranked = last[1]
         if tags:
             read = tagger.tag(image) if tagger is not None else {}
             ranked = [ranked[i] for i in preference_order(ranked, {n: read.get(n, v) for n, v in tags.items()})]
