@@ -1,13 +1,14 @@
 """TagUnet: the bundled editors' generator, a U-Net conditioned on the target tags.
 
-The target tags (and the garment's mean colour, see `garment_colour`) enter as constant planes
-beside the image and again at the bottleneck; the
-skip connections carry the garment's own colour and texture to the output. The generator
-predicts the change to its input plus two blend weights per pixel: towards the garment's mean
-colour (a sleeve or hem the edit adds) and towards the backdrop (one it removes); group norm
-washes absolute colours out of the features, so these paths keep them exact. A pattern TagUnet
-(`prints` names its label's patterns) has a third weight, towards the target's house print on
-the garment's ground colour (gan.prints), so flowers and stripes come out crisp. Its last
+The target tags (and the garment's ground colour, gan.prints.ground_colour: its commonest
+colour, so a striped garment's ground and not a mix of ground and stripes) enter as constant
+planes beside the image and again at the bottleneck; the skip connections carry the garment's
+own colour and texture to the output. The generator predicts the change to its input plus two
+blend weights per pixel: towards the ground colour (a sleeve or hem the edit adds) and towards
+the backdrop (one it removes); group norm washes absolute colours out of the features, so these
+paths keep them exact. A pattern TagUnet (`prints` names its label's patterns) has a third
+weight, towards the target's house print on the ground colour (gan.prints), so flowers and
+stripes come out crisp. Its last
 convolution starts at zero, so it starts as the identity, which is what lets it learn an edit
 on a CPU.
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from .prints import backdrop_colour, ground_colour, house_print
 
-__all__ = ["FixedTags", "TagUnet", "backdrop_colour", "garment_colour", "widen_output"]
+__all__ = ["FixedTags", "TagUnet", "backdrop_colour", "ground_colour", "widen_output"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -37,18 +38,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-OUTPUTS = 5  # change (RGB), weight towards the garment colour, weight towards the backdrop
-
-
-def garment_colour(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3) mean colour of the pixels that differ from the image's border (its backdrop).
-
-    Given to every level of the network, it lets a sleeve or hem that the edit adds be painted
-    in the garment's own colour, however far it lies from the rest of the garment.
-    """
-    backdrop = backdrop_colour(x)[:, :, None, None]
-    mask = ((x - backdrop).abs().amax(1, keepdim=True) > 0.1).to(x.dtype)
-    return (x * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)
+OUTPUTS = 5  # change (RGB), weight towards the ground colour, weight towards the backdrop
 
 
 def widen_output(state: dict, outputs: int = OUTPUTS) -> dict:
@@ -90,7 +80,7 @@ class TagUnet(nn.Module):
                 **({"prints": list(self.prints)} if self.prints else {})}
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        colour, tags = garment_colour(x.float()), c
+        colour, tags = ground_colour(x.float()), c
         c = torch.cat([c.to(x.dtype), colour.to(x.dtype)], 1)  # target tags + colour
         skips, h = [], torch.cat([x, _planes(c, x)], 1)
         for n, block in enumerate(self.down):
@@ -105,7 +95,7 @@ class TagUnet(nn.Module):
         out = out + z[:, 3:4] * (colour[:, :, None, None] - out)
         out = out + z[:, 4:5] * (backdrop_colour(x.float())[:, :, None, None] - out)
         if self.prints:
-            target = house_print(ground_colour(x.float()), tags[:, : len(self.prints)], self.prints, *x.shape[2:])
+            target = house_print(colour, tags[:, : len(self.prints)], self.prints, *x.shape[2:])
             out = out + z[:, 5:6] * (target - out)
         return out.clamp(-1, 1)
 

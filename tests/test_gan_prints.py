@@ -68,6 +68,19 @@ def pattern_net():
     return TagUnet(c_dim=3, ngf=8, levels=2, prints=PATTERNS)
 
 
+def test_the_ground_of_a_striped_garment_is_its_commonest_colour_not_a_mix_of_its_shades():
+    navy, pink = torch.tensor([-0.6, -0.5, -0.2]), torch.tensor([0.9, 0.2, 0.5])
+    x = torch.full((1, 3, 40, 40), 0.95)  # a light backdrop
+    rows = [navy, navy, 0.75 * navy + 0.25 * pink, pink, 0.25 * navy + 0.75 * pink]  # 2 ground, 3 blurred stripe rows
+    for r in range(8, 33):
+        x[0, :, r, 8:32] = rows[r % 5][:, None]
+    assert torch.allclose(ground_colour(x)[0], navy, atol=1e-6)  # a median over the garment: a navy-pink mix
+    rendered = render_product(spec_with("stripes", seed=5), size=96)
+    solid = render_product(spec_with("solid", seed=5), size=96)
+    assert (ground_colour(to_tensor(rendered, 0)) - ground_colour(to_tensor(solid, 0))).abs().max() < 0.15
+    assert torch.equal(ground_colour(torch.full((2, 3, 8, 8), 0.3)), torch.full((2, 3), 0.3))  # no garment
+
+
 def test_a_pattern_tagunet_starts_as_the_identity_and_its_print_blend_gives_the_house_print():
     net = pattern_net()
     x = torch.full((2, 3, 32, 32), 0.9)

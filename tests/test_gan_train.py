@@ -216,8 +216,8 @@ def test_a_tagunet_starts_as_the_identity_and_its_edit_moves_towards_the_truth(t
     assert (fake - batch["y"]).abs().mean() < 0.5 * (batch["x"] - batch["y"]).abs().mean()
 
 
-def test_a_tagunet_paints_added_parts_in_the_garment_colour_and_removed_ones_in_the_backdrop():
-    from gan.tagunet import OUTPUTS, TagUnet, backdrop_colour, garment_colour
+def test_a_tagunet_paints_added_parts_in_the_ground_colour_and_removed_ones_in_the_backdrop():
+    from gan.tagunet import OUTPUTS, TagUnet, backdrop_colour, ground_colour
 
     net = TagUnet(c_dim=2, ngf=8, levels=2)
     x = torch.full((1, 3, 16, 16), 0.9)
@@ -228,7 +228,7 @@ def test_a_tagunet_paints_added_parts_in_the_garment_colour_and_removed_ones_in_
         net.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]))  # ... or into the backdrop
         erased = net(x, torch.zeros(1, 2))
     assert OUTPUTS == 5
-    assert torch.allclose(garment_colour(x)[0], torch.tensor([0.5, -0.6, 0.1]), atol=1e-6)
+    assert torch.allclose(ground_colour(x)[0], torch.tensor([0.5, -0.6, 0.1]), atol=1e-6)
     assert torch.allclose(backdrop_colour(x)[0], torch.full((3,), 0.9))
     assert torch.allclose(painted, torch.tensor([0.5, -0.6, 0.1])[None, :, None, None].expand_as(x), atol=1e-6)
     assert torch.allclose(erased, torch.full_like(x, 0.9), atol=1e-6)
