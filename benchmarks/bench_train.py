@@ -3,7 +3,7 @@
     python -m benchmarks.bench_train [--threads 2] [--steps 6] [--out docs/benchmarks.md]
 
 One optimiser step is what the trainers run per batch (numbpie.training.embedder: Inception-V3
-forward, InfoNCE + attribute heads, backward, AdamW; gan.train tagunet: critic then generator
+forward, InfoNCE + attribute heads, backward, fused AdamW; gan.train tagunet: critic then generator
 update), on random tensors so that rendering does not count. Each row is the median of
 `--steps` timed steps after two warm-up steps. The section between the markers in
 docs/benchmarks.md is replaced; the rest of the report stays as it is.
@@ -44,7 +44,7 @@ def embedder_step(precision: str, batch: int = 32, size: int = 128):
 
     model = prepare(build_inception().train(), precision)
     heads = torch.nn.ModuleDict({n: torch.nn.Linear(2048, len(v)) for n, v in ATTRIBUTES.items()})
-    optimizer = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=1e-4)
+    optimizer = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=1e-4, fused=True)
     pixels = torch.randn(batch, 3, size, size)
     if precision == "bf16":
         pixels = pixels.contiguous(memory_format=torch.channels_last)
@@ -74,7 +74,7 @@ def tagunet_step(precision: str, batch: int = 8, size: int = 96):
     c_dim = sum(len(v) for _, v in SHAPE_LAYOUT)
     nets = {"G": prepare(TagUnet(c_dim, 32, 4), precision),
             "D": prepare(PatchDiscriminator(6 + c_dim, 32, 3, "instance"), precision)}
-    optims = {k: torch.optim.Adam(n.parameters(), 2e-4, (0.5, 0.999)) for k, n in nets.items()}
+    optims = {k: torch.optim.Adam(n.parameters(), 2e-4, (0.5, 0.999), fused=True) for k, n in nets.items()}
     layout = torch.zeros(batch, c_dim)
     layout[:, 0] = 1
     data = {"x": torch.rand(batch, 3, size, size) * 2 - 1, "y": torch.rand(batch, 3, size, size) * 2 - 1,

@@ -162,7 +162,7 @@ class GanTask:
         torch.manual_seed(opt.seed)
         self.nets = {name: prepare(net.to(opt.device).train(), self.precision)
                      for name, net in networks(opt).items()}
-        self.optims = {name: torch.optim.Adam(net.parameters(), opt.lr, (opt.beta1, opt.beta2))
+        self.optims = {name: torch.optim.Adam(net.parameters(), opt.lr, (opt.beta1, opt.beta2), fused=True)
                        for name, net in self.nets.items()}
         self.pool, held_out = data_seeds(opt.data)
         self.preview = self._data(np.array(held_out), np.random.default_rng(0))

@@ -114,3 +114,27 @@ def test_precision_auto_follows_the_cpu(monkeypatch):
     assert loop.resolve_precision("bf16") == "bf16"
     with pytest.raises(TrainingError, match="auto, bf16 or fp32"):
         loop.resolve_precision("fp8")
+
+
+def test_an_optimiser_resumed_from_an_unfused_checkpoint_stays_fused_and_goes_on_where_it_stopped():
+    def adam(weight, **kw):
+        return torch.optim.Adam([weight], lr=0.1, **kw)
+
+    def step(optimizer, weight, k):
+        weight.grad = torch.full_like(weight, float(k))
+        optimizer.step()
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    old = adam(w, foreach=True)
+    for k in (1, 2):
+        step(old, w, k)
+    tensors, groups = optimizer_state({"adam": old})
+    groups = json.loads(json.dumps(groups))  # as the checkpoint's JSON holds them
+    resumed_w = torch.nn.Parameter(w.detach().clone())
+    resumed = adam(resumed_w, fused=True)
+    load_optimizers({"adam": resumed}, tensors, groups)
+    assert resumed.param_groups[0]["fused"] is True and resumed.param_groups[0]["foreach"] is None
+    step(old, w, 3)
+    step(resumed, resumed_w, 3)
+    assert torch.allclose(resumed_w, w, atol=1e-6)
+    assert float(resumed.state[resumed_w]["step"]) == 3

@@ -129,7 +129,7 @@ class EmbedderTask:
         self.heads = nn.ModuleDict({name: nn.Linear(embedders.DIM, len(values))
                                     for name, values in ATTRIBUTES.items()})
         params = [{"params": self.model.parameters()}, {"params": self.heads.parameters(), "lr": options.lr * 10}]
-        self.optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=1e-4)
+        self.optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=1e-4, fused=True)
         self.stored = dataset_groups(Path(options.data), options.input_size)
         self._val = None
 

@@ -123,7 +123,7 @@ class TaggerTask:
         self.batch_size = options.batch_size
         self.fixed = {"input_size": options.input_size, "arch": "tagger"}
         self.model = prepare(TaggerNet().train(), self.precision)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=1e-4)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=1e-4, fused=True)
         self.views, self.labels = labelled_views(Path(options.data), "train", options.input_size)
         self._val = None
 

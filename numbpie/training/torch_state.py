@@ -43,8 +43,10 @@ def optimizer_state(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[
 
 def load_optimizers(optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, np.ndarray],
                     groups: dict) -> None:
-    """Inverse of `optimizer_state`."""
+    """Inverse of `optimizer_state`; how the step runs (fused, foreach) stays this optimiser's, not the file's."""
     for name, optimizer in optimizers.items():
+        for saved, mine in zip(groups[name], optimizer.param_groups, strict=True):
+            saved.update({key: mine[key] for key in ("fused", "foreach") if key in mine})
         state: dict[int, dict] = {}
         prefix = f"optim.{name}."
         for key, value in tensors.items():
