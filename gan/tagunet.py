@@ -8,9 +8,8 @@ blend weights per pixel: towards the ground colour (a sleeve or hem the edit add
 the backdrop (one it removes); group norm washes absolute colours out of the features, so these
 paths keep them exact. A pattern TagUnet (`prints` names its label's patterns) has a third
 weight, towards the target's house print on the ground colour (gan.prints), so flowers and
-stripes come out crisp. Its last
-convolution starts at zero, so it starts as the identity, which is what lets it learn an edit
-on a CPU.
+stripes come out crisp. Its last convolution starts at zero, so it starts as the identity,
+which is what lets it learn an edit on a CPU.
 
 `FixedTags` wraps one with a fixed target, so one pattern TagUnet serves as all four
 CycleGAN-style directions ('floral_add', 'stripes_remove', ...) of a StyleEditor.
