@@ -21,7 +21,7 @@ from numbpie import weights
 from numbpie.attributes import ATTRIBUTES, applies_to
 from numbpie.embedder import file_settings, to_batch
 
-__all__ = ["INPUT_SIZE", "Tagger", "TaggerNet", "accuracy", "label_targets", "load"]
+__all__ = ["INPUT_SIZE", "Tagger", "TaggerNet", "accuracy", "label_targets", "load", "stage_widths"]
 
 INPUT_SIZE = 112
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -38,7 +38,7 @@ def _stage(cin: int, cout: int) -> nn.Sequential:
 
 
 class TaggerNet(nn.Module):
-    """A four-stage CNN trunk with global average pooling and one classifier per attribute."""
+    """A CNN trunk (one stage per width) with global average pooling and one classifier per attribute."""
 
     def __init__(self, widths: Sequence[int] = WIDTHS):
         super().__init__()
@@ -88,6 +88,16 @@ class Tagger:
         return self.tag_many([image])[0]
 
 
+def stage_widths(state: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """The output width of each trunk stage of a TaggerNet state_dict (as many stages as it has)."""
+    widths = []
+    while f"trunk.{len(widths)}.3.weight" in state:
+        widths.append(state[f"trunk.{len(widths)}.3.weight"].shape[0])
+    if not widths:
+        raise KeyError("trunk.0.3.weight")
+    return tuple(widths)
+
+
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix != ".safetensors":
         raise weights.WeightsError(f"{path}: tagger weights must be a .safetensors file.")
@@ -99,7 +109,7 @@ def load(name_or_path: str | Path = "bundled") -> Tagger:
     path, entry = weights.resolve("tagger", str(name_or_path))
     state = _read_state(path)
     try:
-        model = TaggerNet(tuple(state[f"trunk.{n}.3.weight"].shape[0] for n in range(len(WIDTHS))))
+        model = TaggerNet(stage_widths(state))
         model.load_state_dict(state)
     except (KeyError, RuntimeError) as error:
         raise weights.WeightsError(f"{path} is not a tagger state_dict ({str(error).splitlines()[0]}).") from None

@@ -6,6 +6,7 @@ import argparse
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -168,3 +169,43 @@ def test_street_views_come_from_the_renderers_pool_once_it_holds_four_batches(ti
     assert all(any(t is p.tags for group in groups[:20] for p in group) for t in tags)  # from the pool so far
     assert "loss" in task.train_step(1)
     assert train_tagger.TaggerTask(options)._street_views(rng) == ([], [])  # no renderer, no street views
+
+
+def test_a_deeper_tagger_starts_from_a_shallower_ones_stages_and_loads_with_its_own_depth(tiny_world, tmp_path):
+    base = train_tagger.TaggerOptions(data=str(tiny_world), out=str(tmp_path / "base"), input_size=64,
+                                      batch_size=4, steps=1, threads=1, widths="8,8,16,16")
+    _run(base)
+    start = tmp_path / "base" / "best" / "tagger.safetensors"
+    deeper = train_tagger.TaggerOptions(**{**vars(base), "out": str(tmp_path / "deeper"), "lr": 0.0,
+                                           "init": str(start), "widths": "8,8,16,16,32"})
+    model = _run(deeper).model
+    before = tagger.load(start).model.state_dict()
+    after = model.state_dict()
+    assert torch.allclose(after["trunk.3.3.weight"].float(), before["trunk.3.3.weight"].float(), atol=1e-3)
+    assert after["heads.color.weight"].shape == (len(PALETTE), 32)  # fresh heads on the new, wider stage
+    loaded = tagger.load(tmp_path / "deeper" / "best" / "tagger.safetensors")
+    assert tagger.stage_widths(loaded.model.state_dict()) == (8, 8, 16, 16, 32)
+    assert json.loads((tmp_path / "deeper" / "checkpoint.json").read_text())["fixed"]["widths"] == [8, 8, 16, 16, 32]
+
+
+def test_init_refuses_a_tagger_with_another_first_stage(tiny_world, tmp_path):
+    base = train_tagger.TaggerOptions(data=str(tiny_world), out=str(tmp_path / "base"), input_size=64,
+                                      batch_size=4, steps=1, threads=1, widths="8,8,16,16")
+    _run(base)
+    other = train_tagger.TaggerOptions(**{**vars(base), "out": str(tmp_path / "other"), "widths": "4,8,16,16",
+                                          "init": str(tmp_path / "base" / "best" / "tagger.safetensors")})
+    with pytest.raises(weights.WeightsError, match="first stage"):
+        _run(other)
+
+
+def test_street_like_fresh_shots_are_small_camera_degraded_and_keep_their_labels():
+    images, labels = train_tagger.fresh_products(random.Random(1), 4, 64, camera=1.0)
+    again, same = train_tagger.fresh_products(random.Random(1), 4, 64, camera=1.0)
+    clean, clean_labels = train_tagger.fresh_products(random.Random(1), 4, 64, camera=0.0)
+    assert labels == same == clean_labels  # the camera changes the pixels, never the tags
+    assert [im.tobytes() for im in images] == [im.tobytes() for im in again]
+    assert all(64 <= max(im.size) <= 160 for im in images)
+    assert all(im.size == (80, 80) for im in clean)
+    # sensor noise and JPEG: the backdrop of a product shot is far less smooth than in the clean shot
+    corner = [np.asarray(im)[:8, :8].reshape(-1, 3).std(axis=0).max() for im in images]
+    assert min(corner) > 1.0 and max(np.asarray(im)[:8, :8].reshape(-1, 3).std(axis=0).max() for im in clean) < 1.0

@@ -14,7 +14,7 @@ from numbpie.synth.figure import figure_layer
 from numbpie.synth.raster import Frame
 from numbpie.synth.spec import GarmentSpec, spec_rng
 
-__all__ = ["BOX_THRESHOLD", "render_street", "street_scene"]
+__all__ = ["BOX_THRESHOLD", "camera", "render_street", "street_scene"]
 
 BOX_THRESHOLD = 0.1  # garment coverage above which a pixel counts towards its box
 
@@ -116,8 +116,11 @@ def _noise(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return _noise_texture(h, w)[dy : dy + h, dx : dx + w]
 
 
-def _camera(canvas: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Lighting, colour cast, blur, sensor noise and JPEG artefacts of a cheap phone camera."""
+def camera(canvas: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Lighting, colour cast, blur, sensor noise and JPEG artefacts of a cheap phone camera.
+
+    `canvas` is float RGB in 0..1, (h, w, 3); the labels of what it shows do not change.
+    """
     h, w = canvas.shape[:2]
     cast = rng.uniform(0.86, 1.12, 3).astype(np.float32)
     gain = rng.uniform(0.75, 1.15)
@@ -160,7 +163,7 @@ def street_scene(
         full[where] = _paste(canvas, garment, x, y)[0]
         masks[index] = full
         boxes[index] = _box(full)
-    return _camera(canvas, rng), boxes, masks
+    return camera(canvas, rng), boxes, masks
 
 
 def render_street(

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageFilter
 from safetensors.torch import save_file
 
+from numbpie import weights
 from numbpie.embedder import to_batch
 from numbpie.synth.splits import split_views
-from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, Tagger, TaggerNet, accuracy, label_targets, load
+from numbpie.tagger import IGNORE, INPUT_SIZE, MEAN, STD, WIDTHS, Tagger, TaggerNet, accuracy, label_targets, load
 from numbpie.training import loop
 from numbpie.training.feed import Feed
 from numbpie.training.torch_state import (
@@ -36,7 +37,8 @@ from numbpie.training.torch_state import (
     prepare,
 )
 
-__all__ = ["TaggerOptions", "TaggerTask", "add_arguments", "evaluate", "fresh_products", "labelled_views", "main"]
+__all__ = ["TaggerOptions", "TaggerTask", "add_arguments", "evaluate", "fresh_products", "labelled_views", "main",
+           "street_like"]
 
 EXPORT_NAME = "tagger.safetensors"  # in the run's best/ folder
 
@@ -50,15 +52,20 @@ class TaggerOptions(loop.LoopOptions):
     batch_size: int = 64
     lr: float = 3e-3
     fresh: float = 0.0  # share of each batch rendered on the fly: new product shots
+    camera: float = 0.0  # share of those fresh shots at a street photo's scale, through its camera
     street: float = 0.0  # share of each batch from the renderer process: street crops and model shots
     pool: int = 3000  # rendered products kept for reuse by --street
+    widths: str = ",".join(map(str, WIDTHS))  # channels of each trunk stage; one more stage = twice the field of view
     checkpoint_every: int = 100
     eval_every: int = 250
 
     HELP = {"fresh": "share of each batch that is new product shots rendered on the fly",
+            "camera": "share of the fresh shots rendered at a street garment's size (64-160 px) and passed "
+                      "through the street photos' camera: lighting, colour cast, blur, noise, JPEG",
             "street": "share of each batch that is street crops and model shots of new products, "
                       "rendered in a separate process (used once it holds 4 batches' worth)",
             "pool": "rendered products kept for reuse by --street",
+            "widths": "channels of each trunk stage, comma-separated (--init copies the tensors whose shapes match)",
             "init": "'bundled' or a tagger file to start from when --out has no checkpoint"}
 
 
@@ -72,13 +79,31 @@ def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list
     return [view for view, _, _ in views], [_tags(product) for _, product, _ in views]
 
 
-def fresh_products(rng: random.Random, count: int, size: int) -> tuple[list[Image.Image], list[dict]]:
-    """`count` product shots of new synthetic garments (seeds in TRAIN_SEEDS) and their labels."""
+def fresh_products(rng: random.Random, count: int, size: int, camera: float = 0.0) -> tuple[list[Image.Image], list[dict]]:
+    """`count` product shots of new synthetic garments (seeds in TRAIN_SEEDS) and their labels.
+
+    A share `camera` of them look like a street photo's garment: small and through its camera.
+    """
     from numbpie.synth import TRAIN_SEEDS, random_spec, render_product
 
     specs = [random_spec(rng.randrange(*TRAIN_SEEDS)) for _ in range(count)]
-    return [render_product(spec, size=round(size * 1.25)) for spec in specs], [
-        {"category": spec.category, **spec.attributes} for spec in specs]
+    shots = [street_like(spec, rng) if rng.random() < camera else render_product(spec, size=round(size * 1.25))
+             for spec in specs]
+    return shots, [{"category": spec.category, **spec.attributes} for spec in specs]
+
+
+def street_like(spec, rng: random.Random) -> Image.Image:
+    """A product shot at a street garment's size (64-160 px) through the street photos' camera.
+
+    Street crops of striped garments are where the tagger misreads colour: stripes a pixel or two
+    wide, blurred and lit by a cast. The street renderer makes a few such crops a second; this
+    makes them from product shots in ~10 ms, with the same camera, so the colour label still holds.
+    """
+    from numbpie.synth import render_product
+    from numbpie.synth.street import camera
+
+    shot = render_product(spec, size=rng.randint(64, 160))
+    return camera(np.asarray(shot, np.float32) / 255.0, np.random.default_rng(rng.randrange(2**32)))
 
 
 def augment(picture: Image.Image, rng: random.Random) -> Image.Image:
@@ -121,8 +146,11 @@ class TaggerTask:
         self.options, self.feed = options, feed
         self.precision = loop.resolve_precision(options.precision)
         self.batch_size = options.batch_size
+        widths = tuple(int(w) for w in options.widths.split(","))
         self.fixed = {"input_size": options.input_size, "arch": "tagger"}
-        self.model = prepare(TaggerNet().train(), self.precision)
+        if widths != WIDTHS:  # runs with the default trunk, from before --widths, stay resumable
+            self.fixed["widths"] = list(widths)
+        self.model = prepare(TaggerNet(widths).train(), self.precision)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=1e-4, fused=True)
         self.views, self.labels = labelled_views(Path(options.data), "train", options.input_size)
         self._val = None
@@ -138,14 +166,19 @@ class TaggerTask:
         load_optimizers({"adamw": self.optimizer}, tensors, extra["param_groups"])
 
     def init_from(self, source: str) -> None:
-        self.model.load_state_dict(load(source).model.state_dict())
+        """Start from `source`'s weights; with a deeper trunk, the new stage and the heads start fresh."""
+        own = self.model.state_dict()
+        given = {k: v for k, v in load(source).model.state_dict().items() if k in own and own[k].shape == v.shape}
+        if "trunk.0.0.weight" not in given:
+            raise weights.WeightsError(f"{source} does not share this tagger's first stage (--widths {self.options.widths}).")
+        self.model.load_state_dict(given, strict=False)
 
     def train_step(self, step: int) -> dict[str, float]:
         rng = random.Random(self.options.seed * 1_000_003 + step)
         fresh = round(self.batch_size * self.options.fresh)
         images, targets = self._street_views(rng)
         picks = rng.sample(range(len(self.views)), min(self.batch_size - fresh - len(images), len(self.views)))
-        shots, labels = fresh_products(rng, fresh, self.options.input_size)
+        shots, labels = fresh_products(rng, fresh, self.options.input_size, self.options.camera)
         images, targets = images + shots, targets + labels
         images += [self.views[i] for i in picks]
         targets += [self.labels[i] for i in picks]
