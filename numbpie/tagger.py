@@ -25,7 +25,7 @@ __all__ = ["INPUT_SIZE", "Tagger", "TaggerNet", "accuracy", "label_targets", "lo
 
 INPUT_SIZE = 112
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-WIDTHS = (16, 32, 64, 128)
+WIDTHS = (16, 32, 64, 128, 256)  # five stages: each output sees 125 px of a 144 px view (four: 61 px)
 IGNORE = -100  # target for an attribute that does not apply (length of a top)
 
 

@@ -55,7 +55,7 @@ class TaggerOptions(loop.LoopOptions):
     camera: float = 0.0  # share of those fresh shots at a street photo's scale, through its camera
     street: float = 0.0  # share of each batch from the renderer process: street crops and model shots
     pool: int = 3000  # rendered products kept for reuse by --street
-    widths: str = ",".join(map(str, WIDTHS))  # channels of each trunk stage; one more stage = twice the field of view
+    widths: str = ",".join(map(str, WIDTHS))  # channels of each trunk stage
     checkpoint_every: int = 100
     eval_every: int = 250
 
@@ -147,9 +147,7 @@ class TaggerTask:
         self.precision = loop.resolve_precision(options.precision)
         self.batch_size = options.batch_size
         widths = tuple(int(w) for w in options.widths.split(","))
-        self.fixed = {"input_size": options.input_size, "arch": "tagger"}
-        if widths != WIDTHS:  # runs with the default trunk, from before --widths, stay resumable
-            self.fixed["widths"] = list(widths)
+        self.fixed = {"input_size": options.input_size, "arch": "tagger", "widths": list(widths)}
         self.model = prepare(TaggerNet(widths).train(), self.precision)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=1e-4, fused=True)
         self.views, self.labels = labelled_views(Path(options.data), "train", options.input_size)
