@@ -4,7 +4,8 @@ Cross-entropy per attribute (length only for dresses), AdamW with a cosine sched
 shared loop (resume, `--init bundled`, bf16, val-best weights in <out>/best/). A share of each
 batch (`--fresh`) is new product shots rendered on the fly, never in any dataset; another
 (`--street`) is street crops and model shots of new products from the embedder's renderer
-process (`numbpie.training.feed`), since street crops of 1,200 products are learnt by heart.
+process (`numbpie.training.feed`), since street crops of 1,200 products are learnt by heart;
+`--camera` of the fresh shots are street-sized and pass through the street photos' camera.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def labelled_views(data: Path, split: str, size: int = INPUT_SIZE) -> tuple[list
     return [view for view, _, _ in views], [_tags(product) for _, product, _ in views]
 
 
-def fresh_products(rng: random.Random, count: int, size: int, camera: float = 0.0) -> tuple[list[Image.Image], list[dict]]:
+def fresh_products(rng: random.Random, count: int, size: int,
+                   camera: float = 0.0) -> tuple[list[Image.Image], list[dict]]:
     """`count` product shots of new synthetic garments (seeds in TRAIN_SEEDS) and their labels.
 
     A share `camera` of them look like a street photo's garment: small and through its camera.
@@ -168,7 +170,8 @@ class TaggerTask:
         own = self.model.state_dict()
         given = {k: v for k, v in load(source).model.state_dict().items() if k in own and own[k].shape == v.shape}
         if "trunk.0.0.weight" not in given:
-            raise weights.WeightsError(f"{source} does not share this tagger's first stage (--widths {self.options.widths}).")
+            raise weights.WeightsError(f"{source} does not share this tagger's first stage "
+                                       f"(--widths {self.options.widths}).")
         self.model.load_state_dict(given, strict=False)
 
     def train_step(self, step: int) -> dict[str, float]:
