@@ -89,8 +89,9 @@ def fresh_products(rng: random.Random, count: int, size: int,
     from numbpie.synth import TRAIN_SEEDS, random_spec, render_product
 
     specs = [random_spec(rng.randrange(*TRAIN_SEEDS)) for _ in range(count)]
-    shots = [street_like(spec, rng) if rng.random() < camera else render_product(spec, size=round(size * 1.25))
-             for spec in specs]
+    # camera 0 draws nothing more from rng, so runs without --camera see the batches they saw before it
+    shots = [street_like(spec, rng) if camera and rng.random() < camera
+             else render_product(spec, size=round(size * 1.25)) for spec in specs]
     return shots, [{"category": spec.category, **spec.attributes} for spec in specs]
 
 
